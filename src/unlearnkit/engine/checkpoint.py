@@ -1,0 +1,74 @@
+"""Checkpoints: weights in safetensors, everything else in a JSON sidecar. Nothing is pickled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from unlearnkit.config import from_dict, to_dict
+from unlearnkit.errors import InputError
+from unlearnkit.models import MODELS, ModelSpec, build_model
+from unlearnkit.store import write_bytes, write_json
+
+
+def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "num_classes": spec.num_classes,
+        "in_channels": spec.in_channels,
+        "image_size": spec.image_size,
+        "config": to_dict(spec.config) if spec.config is not None else None,
+    }
+
+
+def spec_from_dict(raw: dict[str, Any]) -> ModelSpec:
+    entry = MODELS.entry(raw["name"])
+    cfg = from_dict(entry.config, raw.get("config") or {}, where="model") if entry.config else None
+    return ModelSpec(raw["name"], int(raw["num_classes"]), int(raw["in_channels"]), int(raw["image_size"]), cfg)
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, spec: ModelSpec, info: dict[str, Any]) -> None:
+    """Write ``path`` (.safetensors) and its sidecar ``path.with_suffix('.json')``, each atomically.
+
+    The sidecar is written last, so its presence marks a complete checkpoint (resume relies on it).
+    """
+    path = Path(path)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    write_bytes(path, save(state))
+    write_json(path.with_suffix(".json"), {"model": spec_to_dict(spec), **info})
+
+
+def checkpoint_complete(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_file() and path.with_suffix(".json").is_file()
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelSpec, dict[str, Any]]:
+    """Rebuild the model saved at ``path`` and return (model in eval mode, spec, sidecar info)."""
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist; expected a .safetensors file written by unlearnkit")
+    if not sidecar.is_file():
+        raise InputError(f"checkpoint {path} has no sidecar {sidecar.name}; it is incomplete or not from unlearnkit")
+    try:
+        info = json.loads(sidecar.read_text())
+        spec = spec_from_dict(info["model"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"checkpoint sidecar {sidecar}: cannot read the model description ({exc})") from None
+    try:
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as exc:
+        raise InputError(f"checkpoint {path} is not a readable safetensors file: {exc}") from None
+    model = build_model(spec).to(device)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise InputError(f"checkpoint {path} does not fit model {spec.name}: {exc}") from None
+    model.eval()
+    return model, spec, info

@@ -1,0 +1,22 @@
+"""Unlearning algorithms, one module each, registered in METHODS by their own decorator.
+
+Every module in this package other than ``base`` and ``common`` is imported here, so adding a method
+is adding one file: its name lives only in its ``@METHODS.register`` line.
+"""
+
+import importlib
+import pkgutil
+
+from unlearnkit.methods.base import (
+    METHODS,
+    UnlearnData,
+    UnlearnResult,
+    clone,
+    make_unlearn_data,
+    method_config,
+    run_method,
+)
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in ("base", "common"):
+        importlib.import_module(f"{__name__}.{_module.name}")

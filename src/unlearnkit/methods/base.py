@@ -1,0 +1,136 @@
+"""The method registry, the data a method sees, and the wrapper that runs and costs a method.
+
+A method is a function ``(model, data, cfg, *, seed) -> nn.Module`` registered with its frozen config
+dataclass. It must not modify ``model``; it never sees the test split (``UnlearnData`` has none).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from unlearnkit.config import from_dict, to_dict
+from unlearnkit.engine.seeding import derive_seed, torch_generator
+from unlearnkit.data.base import ImageDataset
+from unlearnkit.data.splits import ForgetSet, retain_indices
+from unlearnkit.engine.tensors import TensorSet, class_weights, tensor_set, train_stats
+from unlearnkit.engine.train import Runtime, TrainConfig
+from unlearnkit.errors import InputError
+from unlearnkit.metrics.efficiency import Cost, measure
+from unlearnkit.models import ModelSpec
+from unlearnkit.registry import Registry
+
+METHODS: Registry = Registry("method")
+
+
+@dataclass(frozen=True, eq=False)
+class UnlearnData:
+    """What an unlearning method may use: retain, forget and validation examples, never test.
+
+    Attributes:
+        retain: D minus S.
+        forget: S.
+        val: Held-out people/examples (unseen data; e.g. euclid distils on it, gan contrasts with it).
+        spec: The model architecture, for methods that build fresh models.
+        train_config: The original training recipe (retrain replays it).
+        runtime: Device and numeric settings.
+    """
+
+    retain: TensorSet
+    forget: TensorSet
+    val: TensorSet
+    spec: ModelSpec
+    train_config: TrainConfig
+    runtime: Runtime
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def class_weights(self) -> torch.Tensor:
+        """Inverse-frequency weights over the retain labels (mean example weight 1), on the device."""
+        return class_weights(self.retain.y, self.num_classes).to(self.runtime.device)
+
+    def batches(self, which: TensorSet, batch_size: int, generator: torch.Generator | None):
+        """Normalised (x, y) batches of ``which`` on the run's device, shuffled by ``generator``."""
+        return which.batches(batch_size, generator=generator, channels_last=self.runtime.channels_last)
+
+    def to(self, device: torch.device | str) -> "UnlearnData":
+        return UnlearnData(
+            self.retain.to(device), self.forget.to(device), self.val.to(device), self.spec, self.train_config, self.runtime
+        )
+
+
+def make_unlearn_data(
+    ds: ImageDataset, forget: ForgetSet, spec: ModelSpec, train_config: TrainConfig, runtime: Runtime
+) -> UnlearnData:
+    """Retain, forget and validation tensors of ``ds`` for ``forget``, normalised like training was."""
+    stats = train_stats(ds)
+    return UnlearnData(
+        retain=tensor_set(ds, retain_indices(ds, forget), stats=stats),
+        forget=tensor_set(ds, forget.indices, stats=stats),
+        val=tensor_set(ds, ds.indices("val"), stats=stats),
+        spec=spec,
+        train_config=train_config,
+        runtime=runtime,
+    ).to(runtime.device)
+
+
+def generator(seed: int, *purpose: str | int) -> torch.Generator:
+    """A torch.Generator for one purpose of one method run (e.g. the retain order of epoch 3)."""
+    return torch_generator(derive_seed(seed, *purpose))
+
+
+@dataclass
+class UnlearnResult:
+    """An unlearned model, the resolved config that made it, and what it cost."""
+
+    model: nn.Module
+    method: str
+    seed: int
+    config: dict[str, Any]
+    cost: Cost = field(default_factory=Cost)
+
+
+def method_config(name: str, overrides: dict[str, Any] | None = None, *, preset: str | None = None):
+    """The config of method ``name``: reference defaults, then a named preset, then overrides."""
+    entry = METHODS.entry(name)
+    base: dict[str, Any] = {}
+    if preset is not None:
+        presets = entry.meta.get("presets", {})
+        if preset in presets:
+            base = dict(presets[preset])
+    return from_dict(entry.config, {**base, **(overrides or {})}, where=f"method.{name}")
+
+
+def run_method(name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, *, seed: int) -> UnlearnResult:
+    """Run method ``name`` on a copy of ``model`` and measure its cost.
+
+    Global RNG use inside the method (dropout, ``torch.randn``) is seeded from (seed, name), so the
+    same seed gives the same model whatever ran before.
+    """
+    entry = METHODS.entry(name)
+    cfg = cfg if cfg is not None else entry.config()
+    if not isinstance(cfg, entry.config):
+        raise InputError(f"method {name} expects a {entry.config.__name__}, got {type(cfg).__name__}")
+    fn: Callable[..., nn.Module] = entry.obj
+    devices = [data.runtime.device] if data.runtime.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), measure(data.runtime.device) as cost:
+        torch.manual_seed(derive_seed(seed, name, "global"))
+        out = fn(model, data, cfg, seed=seed)
+    out.eval()
+    return UnlearnResult(model=out, method=name, seed=seed, config=to_dict(cfg), cost=cost)
+
+
+def clone(model: nn.Module) -> nn.Module:
+    """A trainable deep copy of ``model``; the original is never touched by a method."""
+    out = copy.deepcopy(model)
+    for p in out.parameters():
+        p.requires_grad_(True)
+    out.train()
+    return out

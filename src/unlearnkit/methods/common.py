@@ -1,0 +1,83 @@
+"""Building blocks that several methods share: optimizers, schedules, epochs of cross-entropy."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearnkit.engine.tensors import TensorSet
+from unlearnkit.methods.base import UnlearnData, generator
+
+
+def sgd(params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def cosine(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
+
+
+def steps_per_epoch(data: TensorSet, batch_size: int) -> int:
+    return -(-len(data) // batch_size)
+
+
+def cross_entropy_epoch(
+    model: nn.Module,
+    data: UnlearnData,
+    which: TensorSet,
+    opt: torch.optim.Optimizer,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    weight: torch.Tensor | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    extra_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    before_step: Callable[[], None] | None = None,
+    tag: str = "ce",
+) -> None:
+    """One shuffled epoch of (optionally weighted) cross-entropy on ``which``.
+
+    Args:
+        extra_loss: Added to the loss, called as ``extra_loss(model, x, y, logits)``.
+        before_step: Called after backward and before the optimizer step (e.g. to mask gradients).
+        tag: Names this phase, so that two phases of one method draw different batch orders.
+    """
+    model.train()
+    for x, y in data.batches(which, batch_size, generator(seed, tag, epoch)):
+        with data.runtime.autocast():
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, weight=weight)
+            if extra_loss is not None:
+                loss = loss + extra_loss(model, x, y, logits)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if before_step is not None:
+            before_step()
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+def cycled(data: UnlearnData, which: TensorSet, batch_size: int, seed: int, *purpose: str | int) -> Iterator:
+    """Endless batches of ``which``, reshuffled on every pass (for "iterate R, cycle S" loops)."""
+
+    def passes():
+        n = 0
+        while True:
+            yield from data.batches(which, batch_size, generator(seed, *purpose, n))
+            n += 1
+
+    return passes()
+
+
+def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(teacher || student) at ``temperature``, scaled by T^2 (Hinton et al.)."""
+    t = temperature
+    return F.kl_div(
+        F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), reduction="batchmean", log_target=True
+    ) * (t * t)
+
