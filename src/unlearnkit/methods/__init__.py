@@ -17,6 +17,6 @@ from unlearnkit.methods.base import (
     run_method,
 )
 
-for _module in pkgutil.iter_modules(__path__):
+for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _module.name not in ("base", "common"):
         importlib.import_module(f"{__name__}.{_module.name}")
