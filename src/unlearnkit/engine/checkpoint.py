@@ -22,7 +22,7 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
         "num_classes": spec.num_classes,
         "in_channels": spec.in_channels,
         "image_size": spec.image_size,
-        "config": to_dict(spec.config) if spec.config is not None else None,
+        "config": to_dict(spec.config),
     }
 
 

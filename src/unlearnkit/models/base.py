@@ -30,6 +30,12 @@ class ModelSpec:
             raise InputError(f"model {self.name}: in_channels must be 1 or 3, got {self.in_channels}")
         if self.image_size < 8:
             raise InputError(f"model {self.name}: image_size must be at least 8, got {self.image_size}")
+        entry = MODELS.entry(self.name)
+        if self.config is None:
+            # Canonical form: a spec always carries its config, so equal models have equal specs.
+            object.__setattr__(self, "config", entry.config())
+        elif not isinstance(self.config, entry.config):
+            raise InputError(f"model {self.name} expects a {entry.config.__name__}, got {type(self.config).__name__}")
 
 
 @dataclass(frozen=True)
@@ -50,11 +56,7 @@ class ModelParts:
 
 def build_model(spec: ModelSpec) -> nn.Module:
     """Instantiate the model ``spec`` describes, with its config or the registered default."""
-    entry = MODELS.entry(spec.name)
-    cfg = spec.config if spec.config is not None else entry.config()
-    if not isinstance(cfg, entry.config):
-        raise InputError(f"model {spec.name} expects a {entry.config.__name__}, got {type(cfg).__name__}")
-    return entry.obj(spec.num_classes, spec.in_channels, spec.image_size, cfg)
+    return MODELS.get(spec.name)(spec.num_classes, spec.in_channels, spec.image_size, spec.config)
 
 
 def model_parts(model: nn.Module) -> ModelParts:
