@@ -30,6 +30,12 @@ EXAMPLES = {
       --dataset synthetic --forget identity_skewed:0.02 --seeds 0:8 --out runs/scrub
   unlearnkit unlearn --method neggrad_plus --checkpoint CKPT --dataset synthetic --forget random:0.1 \\
       --set method.lr=0.005 --set method.epochs=3 --out runs/ngp""",
+    "bench": """examples:
+  # the main job on the built-in dataset: default methods, 8 seeds each, 16 cached retrains
+  unlearnkit bench --out runs/bench
+  unlearnkit bench --methods finetune,scrub,fanchuan --seeds 16 --forget identity_skewed:0.05 --out runs/b16
+  # method settings: --set method.NAME.FIELD=VALUE
+  unlearnkit bench --methods neggrad_plus --set method.neggrad_plus.lr=0.005 --out runs/ngp""",
     "metric": """examples:
   unlearnkit metric --unlearned unlearned.npy --retrained retrained.npy
   unlearnkit metric --unlearned u.npz --retrained retrain_confs.npz --retrained-key retrained_confs --mode bounded --json fq.json""",
@@ -73,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--method", required=True, help="registered method name (see `unlearnkit methods`)")
     q.add_argument("--checkpoint", required=True, help="the original model's .safetensors checkpoint")
     q.add_argument("--preset", default="auto", help="named preset of method settings; auto = the dataset/model's, none = reference defaults")
+
+    q = command("bench", "Benchmark methods: N seeds each against N cached retrains, scored and ranked.")
+    data_args(q, "the forget set (default identity_skewed:0.02: 2%% of the people, mostly the youngest)")
+    q.set_defaults(forget="identity_skewed:0.02", seeds="8")
+    q.add_argument("--model", default="small_cnn", help="registered model name")
+    q.add_argument("--methods", help="comma-separated method names (default: a representative set)")
+    q.add_argument("--preset", default="auto", help="method presets: auto (the dataset/model's), or none")
+    q.add_argument("--no-ceiling", action="store_true", help="skip the second set of retrains that scores a perfect unlearner")
+    q.add_argument("--strategy", default="auto", choices=["auto", "sequential", "vmap", "processes"])
+    q.add_argument("--cache-dir", default="", help="where retrained references are cached (default ~/.cache/unlearnkit)")
 
     q = command("metric", "Score forgetting quality from per-example statistics of unlearned and retrained models.")
     q.add_argument("--unlearned", required=True, help=".npy or .npz array [N models, E forget examples]")
@@ -172,6 +188,35 @@ def cmd_unlearn(args: argparse.Namespace, console: Console) -> None:
     console.print(f"[green]{len(paths)} unlearned models in {args.out}/models[/green]")
 
 
+def cmd_bench(args: argparse.Namespace, console: Console) -> None:
+    import dataclasses
+
+    from unlearnkit.bench import DEFAULT_METHODS, BenchJob, run_bench
+    from unlearnkit.config import from_dict
+    from unlearnkit.engine.train import TrainConfig, default_recipe
+    from unlearnkit.report.leaderboard import leaderboard_markdown, leaderboard_table
+    from unlearnkit.store import write_bytes
+
+    settings = _settings(args)
+    base = dataclasses.asdict(default_recipe(args.model))
+    train_cfg = from_dict(TrainConfig, {**base, **settings.get("train", {})}, where="train")
+    try:
+        n = int(args.seeds)
+    except ValueError:
+        raise InputError(f"--seeds {args.seeds!r}: bench takes a number of seeds per side, e.g. 8") from None
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else DEFAULT_METHODS
+    options = settings.get("method", {})
+    if any(not isinstance(v, dict) for v in options.values()):
+        raise InputError("bench method settings are per method: --set method.NAME.FIELD=VALUE")
+    job = BenchJob(_data_choice(args, settings), args.model, methods, n, args.run_seed, train_cfg,
+                   None if args.preset == "none" else args.preset, options, not args.no_ceiling,
+                   args.strategy, args.cache_dir, args.out)
+    board = run_bench(job, log=console.print)
+    console.print(leaderboard_table(board))
+    write_bytes(f"{args.out}/report.md", leaderboard_markdown(board).encode())
+    console.print(f"[green]leaderboard: {args.out}/leaderboard.json, report: {args.out}/report.md[/green]")
+
+
 def cmd_metric(args: argparse.Namespace, console: Console) -> None:
     from unlearnkit.metrics.files import run_metric_command
 
@@ -187,6 +232,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], None]] = {
     "train": cmd_train,
     "methods": cmd_methods,
     "unlearn": cmd_unlearn,
+    "bench": cmd_bench,
     "metric": cmd_metric,
 }
 

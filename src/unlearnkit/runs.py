@@ -12,14 +12,9 @@ A model whose sidecar exists is complete; a rerun skips it, so an interrupted jo
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
-import torch
+from typing import Callable
 
 from unlearnkit.config import from_dict, to_dict
 from unlearnkit.data.base import DATASETS, ImageDataset
@@ -76,8 +71,9 @@ def ckpt_path(out: Path, k: int) -> Path:
     return out / "models" / f"seed_{k:04d}.safetensors"
 
 
-def _write_run_record(out: Path, record: dict) -> None:
-    path = out / "run.json"
+def write_run_record(out: Path, record: dict, *, name: str = "run.json") -> None:
+    """Write ``out/name``, refusing to resume into a folder that holds a run with other settings."""
+    path = out / name
     if path.is_file():
         old = read_json(path)
         same = {k: old.get(k) for k in ("job", "config", "dataset_fingerprint", "forget_fingerprint")}
@@ -124,7 +120,7 @@ def run_train(job: TrainJob, *, log: Callable[[str], None] = print) -> list[Path
         "forget_fingerprint": forget.fingerprint if forget is not None else None,
         "provenance": provenance(),
     }
-    _write_run_record(out, record)
+    write_run_record(out, record)
     if forget is not None:
         forget.save(out / "forget.json")
     todo = [k for k in job.seeds if not checkpoint_complete(ckpt_path(out, k))]
@@ -209,7 +205,7 @@ def run_unlearn(job: UnlearnJob, *, log: Callable[[str], None] = print) -> list[
         "forget_fingerprint": forget.fingerprint,
         "provenance": provenance(),
     }
-    _write_run_record(out, record)
+    write_run_record(out, record)
     forget.save(out / "forget.json")
     paths = []
     for k in job.seeds:
