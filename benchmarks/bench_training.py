@@ -64,6 +64,11 @@ def main() -> None:
         cfg = dataclasses.replace(base_cfg, precision=precision, channels_last=cl)
         if strategy == "processes" and args.device != "cpu":
             continue
+        # Warm-up (CUDA context, cuDNN autotuning, oneDNN primitive caches) stays out of the timing.
+        train_seeds(spec, train.subset(np.arange(min(256, len(train)))), None, dataclasses.replace(cfg, epochs=1),
+                    seeds[:2], strategy="sequential" if strategy == "processes" else strategy, block_size=args.block)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
         start = time.perf_counter()
         results = train_seeds(spec, train, None, cfg, seeds, strategy=strategy, block_size=args.block)
         if args.device.startswith("cuda"):
