@@ -29,6 +29,7 @@ from unlearnkit.engine.seeding import derive_seed, torch_generator
 from unlearnkit.engine.tensors import TensorSet, class_weights
 from unlearnkit.engine.train import (
     TrainConfig,
+    Runtime,
     TrainResult,
     init_model,
     make_optimizer,
@@ -132,6 +133,10 @@ def train_ensemble(
     if len(train) == 0:
         raise InputError("cannot train on an empty training set")
     rt = resolve_runtime(cfg)
+    if rt.device.type == "cuda" and rt.bf16:
+        # bf16 autocast around vmapped BatchNorm fails in CUDA backward ("Expected running_mean to
+        # have type BFloat16"; seen with torch 2.11 on an H200), so stacked ensembles on CUDA run fp32.
+        rt = Runtime(rt.device, False, rt.channels_last)
     k = len(seeds)
     members = [init_model(spec, s).to(rt.device) for s in seeds]
     if rt.channels_last:
