@@ -82,7 +82,9 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
             raise InputError(f"train.device={cfg.device!r} but CUDA is not available here")
     if cfg.precision == "auto":
         if device.type == "cuda":
-            bf16 = torch.cuda.is_bf16_supported()
+            # Measured on an H200 (benchmarks/results/bench_training-cuda-*.json): at 32x32 and batch
+            # 128, bf16 autocast ran 6-9 % slower than fp32 for resnet18 and small_cnn (launch-bound).
+            bf16 = False
         else:
             # bf16 pays off only where the CPU has native bf16 dot products (AVX512-BF16 or AMX).
             bf16 = torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX") or _cpu_has_bf16()
