@@ -27,3 +27,7 @@ from unlearnkit.metrics.mia import loss_mia
 from unlearnkit.metrics.mia import mia_features
 from unlearnkit.metrics.mia import svc_mia
 from unlearnkit.metrics.mia import ulira
+from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT
+from unlearnkit.metrics.efficiency import Cost
+from unlearnkit.metrics.efficiency import cost_ratios
+from unlearnkit.metrics.efficiency import measure
