@@ -12,7 +12,7 @@ from unlearnkit.engine.seeding import derive_seed
 from unlearnkit.engine.train import init_model
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.scrub import frozen_copy
+from unlearnkit.methods.common import frozen_copy
 
 
 @dataclass(frozen=True)

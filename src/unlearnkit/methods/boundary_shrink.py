@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +10,7 @@ from torch import nn
 
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.cf_k import freeze_norm_statistics
+from unlearnkit.methods.common import freeze_norm_statistics, frozen_copy
 
 
 @dataclass(frozen=True)
@@ -96,9 +95,7 @@ def boundary_shrink(model: nn.Module, data: UnlearnData, cfg: BoundaryShrinkConf
     if cfg.epochs < 0 or cfg.batch_size < 1:
         raise InputError(f"boundary_shrink: epochs must be >= 0 and batch_size >= 1, got {cfg}")
     student = clone(model)
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_copy(model)
     opt = torch.optim.SGD(student.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     for epoch in range(cfg.epochs):
         for x, y in data.batches(data.forget, cfg.batch_size, generator(seed, "forget", epoch)):

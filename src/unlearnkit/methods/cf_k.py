@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +10,7 @@ from torch import nn
 
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
+from unlearnkit.methods.common import freeze_norm_statistics
 from unlearnkit.models.base import model_parts
 
 
@@ -22,18 +22,6 @@ class CFkConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 64
-
-
-def freeze_norm_statistics(modules: Iterable[nn.Module]) -> None:
-    """Put every normalisation layer with running statistics under ``modules`` in eval mode.
-
-    Such a layer then normalises with its stored statistics and never updates them, even while the
-    rest of the model is in train mode. Call it after every ``model.train()``.
-    """
-    for module in modules:
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._NormBase):
-                m.eval()
 
 
 def last_blocks(model: nn.Module, k: int) -> tuple[nn.Module, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -81,3 +83,47 @@ def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor, te
         F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1), reduction="batchmean", log_target=True
     ) * (t * t)
 
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A frozen copy of ``model`` in eval mode (a teacher)."""
+    out = copy.deepcopy(model).eval()
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out
+
+
+@contextmanager
+def norm_stats_untracked(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Within the block, batch-norm layers normalise with batch statistics but do not track them.
+
+    For passes over the forget set alone. The forward pass is the same as in train mode; only the
+    running statistics (and their batch counter) stay as they are. Updated on S alone, they would
+    drift to the forget set's statistics, which on a skewed forget set (a few people, one or two
+    classes) wrecks the model for everything else even at a learning rate of zero.
+    """
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+    ]
+    if enabled:
+        for m in norms:
+            m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+
+
+def freeze_norm_statistics(modules: Iterable[nn.Module]) -> None:
+    """Put every normalisation layer with running statistics under ``modules`` in eval mode.
+
+    Such a layer then normalises with its stored statistics and never updates them, even while the
+    rest of the model is in train mode. Call it after every ``model.train()``.
+    """
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._NormBase):
+                m.eval()

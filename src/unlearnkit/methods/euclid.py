@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -12,7 +11,7 @@ from torch import nn
 from unlearnkit.errors import InputError
 from unlearnkit.models.base import model_parts, reset_parameters
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.common import sgd
+from unlearnkit.methods.common import frozen_copy, sgd
 
 
 @dataclass(frozen=True)
@@ -102,9 +101,7 @@ def euclid(model: nn.Module, data: UnlearnData, cfg: EuclidConfig, *, seed: int)
         unlearning competition, arXiv:2406.09073, 2024.
     """
     student = clone(model)
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_copy(model)
     parts = model_parts(student)
     reset_gen = generator(seed, "reset")
     reset_parameters(parts.stem, reset_gen)

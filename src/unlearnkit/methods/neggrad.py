@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.common import sgd
-
-
-@contextmanager
-def norm_stats_untracked(model: nn.Module, enabled: bool = True) -> Iterator[None]:
-    """Within the block, batch-norm layers normalise with batch statistics but do not track them.
-
-    For passes over the forget set alone. The forward pass is the same as in train mode; only the
-    running statistics (and their batch counter) stay as they are. Updated on S alone, they would
-    drift to the forget set's statistics, which on a skewed forget set (a few people, one or two
-    classes) wrecks the model for everything else even at a learning rate of zero.
-    """
-    norms = [
-        m
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
-    ]
-    if enabled:
-        for m in norms:
-            m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m in norms:
-            m.track_running_stats = True
+from unlearnkit.methods.common import norm_stats_untracked, sgd
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from torch import nn
 
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.common import cycled, sgd
-from unlearnkit.methods.neggrad import norm_stats_untracked
+from unlearnkit.methods.common import cycled, norm_stats_untracked, sgd
 
 
 @dataclass(frozen=True)

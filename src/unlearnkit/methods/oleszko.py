@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ from torch import nn
 
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.common import sgd, steps_per_epoch
+from unlearnkit.methods.common import frozen_copy, sgd, steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -126,9 +125,7 @@ def oleszko(model: nn.Module, data: UnlearnData, cfg: OleszkoConfig, *, seed: in
         unlearning competition, arXiv:2406.09073, 2024.
     """
     student = clone(model)
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_copy(model)
 
     prune_and_reinit(student, cfg.prune_fraction, generator(seed, "reinit"))
 

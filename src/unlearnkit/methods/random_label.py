@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.common import sgd
-from unlearnkit.methods.neggrad import norm_stats_untracked
+from unlearnkit.methods.common import norm_stats_untracked, sgd
 
 
 @dataclass(frozen=True)

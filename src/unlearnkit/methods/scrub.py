@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -10,8 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.common import kl_to_teacher, sgd
-from unlearnkit.methods.neggrad import norm_stats_untracked
+from unlearnkit.methods.common import frozen_copy, kl_to_teacher, norm_stats_untracked, sgd
 
 
 @dataclass(frozen=True)
@@ -27,14 +25,6 @@ class ScrubConfig:
     batch_size: int = 128  # retain batch
     forget_batch_size: int = 32
     track_forget_norm_stats: bool = True  # False: batch norm's running statistics ignore S batches
-
-
-def frozen_copy(model: nn.Module) -> nn.Module:
-    """A frozen copy of ``model`` in eval mode (a teacher)."""
-    out = copy.deepcopy(model).eval()
-    for p in out.parameters():
-        p.requires_grad_(False)
-    return out
 
 
 @METHODS.register(
