@@ -27,6 +27,7 @@ class BadTeacherConfig:
 @METHODS.register(
     "bad_teacher",
     config=BadTeacherConfig,
+    strong=True,  # moves forget accuracy towards retrain's on synthetic (tests/methods/test_behaviour.py)
     reference="Chundawat et al. 2023 (Adam lr 1e-4, 1 epoch, batch 256, 30% of R, T 1)",
     presets={"synthetic/small_cnn": {"epochs": 10}},
 )

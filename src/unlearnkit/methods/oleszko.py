@@ -75,6 +75,7 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 @METHODS.register(
     "oleszko",
     config=OleszkoConfig,
+    strong=True,  # moves forget accuracy towards retrain's on synthetic (tests/methods/test_behaviour.py)
     reference="Oleszko, 4th place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
     tiny={"epochs": 1.5},
     presets={"synthetic/small_cnn": {"prune_fraction": 0.95, "lr": 5e-3}},

@@ -15,7 +15,7 @@ class RetrainConfig:
     """Retrain replays the original recipe (``data.train_config``); it has no knobs of its own."""
 
 
-@METHODS.register("retrain", config=RetrainConfig, reference="A_M(D \\ S): the oracle every method approximates")
+@METHODS.register("retrain", config=RetrainConfig, strong=True, reference="A_M(D \\ S): the oracle every method approximates")
 def retrain(model: nn.Module, data: UnlearnData, cfg: RetrainConfig, *, seed: int) -> nn.Module:
     """Train from scratch on the retain set with the original recipe (the exact oracle).
 

@@ -45,6 +45,7 @@ def add_noise(weight: torch.Tensor, std: float, gen: torch.Generator) -> None:
 @METHODS.register(
     "seif",
     config=SeifConfig,
+    strong=True,  # moves forget accuracy towards retrain's on synthetic (tests/methods/test_behaviour.py)
     reference="Seif, 3rd place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
     tiny={"epochs": 2},
     presets={"synthetic/small_cnn": {"lr": 7e-3, "other_class_weight": 1.0}},

@@ -59,6 +59,7 @@ def transpose_kernels(model: nn.Module, spec: ModelSpec) -> int:
 @METHODS.register(
     "transposed",
     config=TransposedConfig,
+    strong=True,  # moves forget accuracy towards retrain's on synthetic (tests/methods/test_behaviour.py)
     reference="5th place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
     tiny={"epochs": 1},
     presets={"synthetic/small_cnn": {"lr": 1e-2}},
