@@ -1,0 +1,77 @@
+"""Every registered method once on the built-in dataset: accuracy and cost relative to one retrain.
+
+    python benchmarks/bench_methods.py [--forget identity_skewed:0.05] [--seed 0]
+
+Trains the original small_cnn and one retrain on D \\ S, then runs each method (with its
+synthetic/small_cnn preset where it has one) from the original with the same seed, timing it in the
+same process. Prints the table and writes benchmarks/results/bench_methods.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from unlearnkit.config import to_dict
+from unlearnkit.data.splits import retain_indices, select_forget
+from unlearnkit.data.synthetic import SyntheticConfig, load_synthetic
+from unlearnkit.engine.tensors import tensor_set, train_stats
+from unlearnkit.engine.train import accuracy, default_recipe, resolve_runtime, train_model
+from unlearnkit.methods import METHODS, make_unlearn_data, run_method
+from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT, measure
+from unlearnkit.models import ModelSpec
+from unlearnkit.runs import resolve_method_config
+from unlearnkit.store import provenance, write_json
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--forget", default="identity_skewed:0.05")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default=",".join(METHODS.names()))
+    args = ap.parse_args()
+    console = Console()
+    ds = load_synthetic(SyntheticConfig())
+    forget = select_forget(ds, args.forget)
+    spec = ModelSpec("small_cnn", ds.num_classes, 3, 32)
+    cfg = default_recipe("small_cnn")
+    rt = resolve_runtime(cfg)
+    stats = train_stats(ds)
+    sets = {s: tensor_set(ds, ds.indices(s), stats=stats) for s in ("train", "val", "test")}
+    original = train_model(spec, sets["train"], sets["val"], cfg, seed=args.seed).model
+    with measure() as retrain_cost:
+        retrained = train_model(spec, tensor_set(ds, retain_indices(ds, forget), stats=stats), sets["val"], cfg, seed=args.seed).model
+    data = make_unlearn_data(ds, forget, spec, cfg, rt)
+
+    def accuracies(model) -> dict:
+        return {"forget": accuracy(model, data.forget, runtime=rt), "retain": accuracy(model, data.retain, runtime=rt),
+                "test": accuracy(model, sets["test"], runtime=rt)}
+
+    rows = [{"method": "original", **accuracies(original)},
+            {"method": "retrain (measured)", **accuracies(retrained), **retrain_cost.to_dict(), "time_ratio": 1.0, "step_ratio": 1.0}]
+    for name in args.methods.split(","):
+        mcfg, preset = resolve_method_config(name, "auto", ds.name, "small_cnn", {})
+        result = run_method(name, original, data, mcfg, seed=args.seed)
+        rows.append({"method": name, "preset": preset, "config": to_dict(mcfg), **accuracies(result.model),
+                     **result.cost.to_dict(), "time_ratio": result.cost.seconds / retrain_cost.seconds,
+                     "step_ratio": result.cost.steps / retrain_cost.steps})
+        console.print(f"{name}: {rows[-1]['forget']:.3f} / {rows[-1]['retain']:.3f} / {rows[-1]['test']:.3f}, "
+                      f"{result.cost.seconds:.1f}s ({rows[-1]['time_ratio']:.1%} of a retrain)")
+    table = Table(title=f"synthetic / small_cnn / {args.forget} ({len(forget.indices)} examples), seed {args.seed}")
+    for col in ("method", "preset", "forget acc", "retain acc", "test acc", "seconds", "x retrain (time)", "x retrain (steps)", "peak MB"):
+        table.add_column(col)
+    for r in rows:
+        over = " !" if r.get("time_ratio", 0) > COMPETITION_TIME_LIMIT and r["method"] not in ("original", "retrain (measured)") else ""
+        table.add_row(r["method"], "yes" if r.get("preset") else "", f"{r['forget']:.3f}", f"{r['retain']:.3f}", f"{r['test']:.3f}",
+                      f"{r['seconds']:.1f}" if "seconds" in r else "", f"{r['time_ratio']:.1%}{over}" if "time_ratio" in r else "",
+                      f"{r['step_ratio']:.1%}" if "step_ratio" in r else "",
+                      f"{r['peak_memory_bytes'] / 2**20:.0f}" if r.get("peak_memory_bytes") else "")
+    console.print(table)
+    write_json("benchmarks/results/bench_methods.json", {"benchmark": "bench_methods", "forget": args.forget,
+                                                          "seed": args.seed, "rows": rows, "provenance": provenance()})
+
+
+if __name__ == "__main__":
+    main()
