@@ -14,14 +14,10 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
+from setting import synthetic_setting
 from unlearnkit.config import to_dict
-from unlearnkit.data.splits import retain_indices, select_forget
-from unlearnkit.data.synthetic import SyntheticConfig, load_synthetic
-from unlearnkit.engine.tensors import tensor_set, train_stats
-from unlearnkit.engine.train import accuracy, default_recipe, resolve_runtime, train_model
-from unlearnkit.methods import METHODS, make_unlearn_data, run_method
-from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT, measure
-from unlearnkit.models import ModelSpec
+from unlearnkit.methods import METHODS, run_method
+from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT
 from unlearnkit.runs import resolve_method_config
 from unlearnkit.store import provenance, write_json
 
@@ -33,33 +29,21 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(METHODS.names()))
     args = ap.parse_args()
     console = Console()
-    ds = load_synthetic(SyntheticConfig())
-    forget = select_forget(ds, args.forget)
-    spec = ModelSpec("small_cnn", ds.num_classes, 3, 32)
-    cfg = default_recipe("small_cnn")
-    rt = resolve_runtime(cfg)
-    stats = train_stats(ds)
-    sets = {s: tensor_set(ds, ds.indices(s), stats=stats) for s in ("train", "val", "test")}
-    original = train_model(spec, sets["train"], sets["val"], cfg, seed=args.seed).model
-    with measure() as retrain_cost:
-        retrained = train_model(spec, tensor_set(ds, retain_indices(ds, forget), stats=stats), sets["val"], cfg, seed=args.seed).model
-    data = make_unlearn_data(ds, forget, spec, cfg, rt)
-
-    def accuracies(model) -> dict:
-        return {"forget": accuracy(model, data.forget, runtime=rt), "retain": accuracy(model, data.retain, runtime=rt),
-                "test": accuracy(model, sets["test"], runtime=rt)}
+    setting = synthetic_setting(args.forget, args.seed)
+    original, retrained, retrain_cost, data = setting.original, setting.retrained, setting.retrain_cost, setting.data
+    accuracies = setting.accuracies
 
     rows = [{"method": "original", **accuracies(original)},
             {"method": "retrain (measured)", **accuracies(retrained), **retrain_cost.to_dict(), "time_ratio": 1.0, "step_ratio": 1.0}]
     for name in args.methods.split(","):
-        mcfg, preset = resolve_method_config(name, "auto", ds.name, "small_cnn", {})
+        mcfg, preset = resolve_method_config(name, "auto", "synthetic", "small_cnn", {})
         result = run_method(name, original, data, mcfg, seed=args.seed)
         rows.append({"method": name, "preset": preset, "config": to_dict(mcfg), **accuracies(result.model),
                      **result.cost.to_dict(), "time_ratio": result.cost.seconds / retrain_cost.seconds,
                      "step_ratio": result.cost.steps / retrain_cost.steps})
         console.print(f"{name}: {rows[-1]['forget']:.3f} / {rows[-1]['retain']:.3f} / {rows[-1]['test']:.3f}, "
                       f"{result.cost.seconds:.1f}s ({rows[-1]['time_ratio']:.1%} of a retrain)")
-    table = Table(title=f"synthetic / small_cnn / {args.forget} ({len(forget.indices)} examples), seed {args.seed}")
+    table = Table(title=f"synthetic / small_cnn / {args.forget} ({setting.forget_size} examples), seed {args.seed}")
     for col in ("method", "preset", "forget acc", "retain acc", "test acc", "seconds", "x retrain (time)", "x retrain (steps)", "peak MB"):
         table.add_column(col)
     for r in rows:

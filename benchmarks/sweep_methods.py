@@ -18,13 +18,10 @@ import dataclasses
 from rich.console import Console
 from rich.table import Table
 
+from setting import synthetic_setting
 from unlearnkit.config import to_dict
-from unlearnkit.data.splits import retain_indices, select_forget
-from unlearnkit.data.synthetic import SyntheticConfig, load_synthetic
-from unlearnkit.engine.tensors import tensor_set, train_stats
-from unlearnkit.engine.train import accuracy, default_recipe, resolve_runtime, train_model
-from unlearnkit.methods import METHODS, make_unlearn_data, method_config, run_method
-from unlearnkit.models import ModelSpec
+from unlearnkit.engine.train import default_recipe
+from unlearnkit.methods import METHODS, method_config, run_method
 from unlearnkit.store import provenance, write_json
 
 PRESET_KEY = "synthetic/small_cnn"
@@ -61,29 +58,17 @@ def main() -> None:
     ap.add_argument("--forget", default="identity_skewed:0.05", help="the presets were chosen on this forget set")
     args = ap.parse_args()
     console = Console()
-    ds = load_synthetic(SyntheticConfig())
-    forget = select_forget(ds, args.forget)
-    spec = ModelSpec("small_cnn", ds.num_classes, 3, 32)
-    cfg = default_recipe("small_cnn")
-    rt = resolve_runtime(cfg)
-    stats = train_stats(ds)
-    val = tensor_set(ds, ds.indices("val"), stats=stats)
-    original = train_model(spec, tensor_set(ds, ds.indices("train"), stats=stats), val, cfg, seed=0)
-    retrained = train_model(spec, tensor_set(ds, retain_indices(ds, forget), stats=stats), val, cfg, seed=0)
-    data = make_unlearn_data(ds, forget, spec, cfg, rt)
-
-    def row(model) -> dict:
-        return {k: accuracy(model, s, runtime=rt) for k, s in (("forget", data.forget), ("retain", data.retain), ("val", data.val))}
-
-    ref = {"original": row(original.model), "retrain": row(retrained.model), "retrain_seconds": retrained.seconds}
-    console.print(f"original {ref['original']}\nretrain  {ref['retrain']} ({retrained.seconds:.1f}s)")
+    setting = synthetic_setting(args.forget)
+    row = setting.accuracies
+    ref = {"original": row(setting.original), "retrain": row(setting.retrained), "retrain_seconds": setting.retrain_cost.seconds}
+    console.print(f"original {ref['original']}\nretrain  {ref['retrain']} ({setting.retrain_cost.seconds:.1f}s)")
     results = {}
     for name in args.methods.split(","):
         preset = METHODS.entry(name).meta.get("presets", {}).get(PRESET_KEY)
         rows = []
         for overrides in SWEEPS[name]:
             mcfg = method_config(name, overrides)
-            res = run_method(name, original.model, data, mcfg, seed=0)
+            res = run_method(name, setting.original, setting.data, mcfg, seed=0)
             rows.append({"overrides": to_dict(mcfg) if not overrides else overrides, "is_default": not overrides,
                          "is_preset": preset is not None and dict(overrides) == dict(preset),
                          **row(res.model), "seconds": res.cost.seconds, "steps": res.cost.steps})
@@ -102,7 +87,7 @@ def main() -> None:
         results[name] = rows
     write_json("benchmarks/results/sweep_methods.json", {
         "benchmark": "sweep_methods", "forget": args.forget, "reference": ref, "sweeps": results,
-        "train": dataclasses.asdict(cfg), "provenance": provenance(),
+        "train": dataclasses.asdict(default_recipe("small_cnn")), "provenance": provenance(),
     })
 
 

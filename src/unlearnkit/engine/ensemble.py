@@ -18,11 +18,10 @@ import multiprocessing as mp
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from unlearnkit.engine.seeding import derive_seed, torch_generator
@@ -40,7 +39,6 @@ from unlearnkit.engine.train import (
 from unlearnkit.errors import InputError
 from unlearnkit.models import ModelSpec
 
-Strategy = Literal["auto", "sequential", "vmap", "processes"]
 STRATEGIES = ("auto", "sequential", "vmap", "processes")
 
 

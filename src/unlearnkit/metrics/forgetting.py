@@ -491,7 +491,7 @@ def _compat_interval(chunk: _Chunk, peaky_is_u, width, peaky_min, peaky_max, ran
     from the float64 l_ik. Examples where rounding is not small against h (huge magnitudes) take a
     plain search over the full grid instead.
     """
-    n, v = chunk.n, chunk.values
+    v = chunk.values
     c_examples = v.shape[0]
     buffer = INTERVAL_BUFFER
     r_min = (peaky_min + width) - buffer
