@@ -7,6 +7,7 @@ method with no randomness; ``tiny=...`` for the tiny config), never as name list
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -69,3 +70,15 @@ def test_method_runs_on_every_architecture(name, model_name, tiny_dataset, tiny_
     assert same(state(original), before)
     with torch.no_grad():
         assert torch.isfinite(result.model(data.retain.inputs(slice(0, 4)))).all()
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_is_documented(name):
+    entry = METHODS.entry(name)
+    doc = inspect.cleandoc(entry.obj.__doc__ or "")
+    assert entry.summary and entry.meta.get("reference"), f"{name} needs a summary line and a reference"
+    assert "References:" in doc, f"{name}'s docstring has no References section"
+    tail = doc[doc.rfind("References:"):].splitlines()[1:]
+    assert tail and all(not line.strip() or line.startswith(" ") for line in tail), f"{name}: References must come last"
+    for preset in entry.meta.get("presets", {}).values():
+        method_config(name, preset)  # every preset names real fields with valid values
