@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unlearnkit.config import to_dict
+from unlearnkit.config import from_dict, to_dict
 from unlearnkit.data.base import ImageDataset
 from unlearnkit.data.cache import resolve_cache_dir
 from unlearnkit.data.splits import ForgetSet, retain_indices
@@ -51,6 +51,7 @@ class BenchJob:
 
     data: DataChoice
     model: str = "small_cnn"
+    model_options: dict = field(default_factory=dict)
     methods: tuple[str, ...] = DEFAULT_METHODS
     seeds: int = 8
     run_seed: int = 0
@@ -139,7 +140,8 @@ def run_bench(job: BenchJob, *, log: Callable[[str], None] = print) -> dict:
     ds = load_dataset(job.data)
     forget = resolve_forget(ds, job.data, out)
     entry = MODELS.entry(job.model)
-    spec = ModelSpec(job.model, ds.num_classes, ds.image_shape[0], ds.image_shape[1], entry.config())
+    spec = ModelSpec(job.model, ds.num_classes, ds.image_shape[0], ds.image_shape[1],
+                     from_dict(entry.config, job.model_options, where=f"model.{job.model}"))
     cfg = job.train or default_recipe(job.model)
     configs = {m: resolve_method_config(m, job.preset, ds.name, job.model, job.method_options.get(m, {})) for m in job.methods}
     rt = resolve_runtime(cfg)

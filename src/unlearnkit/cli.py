@@ -144,18 +144,25 @@ def cmd_datasets(args: argparse.Namespace, console: Console) -> None:
     console.print(table)
 
 
-def cmd_train(args: argparse.Namespace, console: Console) -> None:
-    from unlearnkit.config import from_dict
-    from unlearnkit.engine.seeding import parse_seeds
-    from unlearnkit.engine.train import TrainConfig, default_recipe
-    from unlearnkit.runs import TrainJob, run_train
+def _train_config(model: str, settings: dict[str, Any]):
+    """The model's recipe with the ``train.*`` settings applied."""
     import dataclasses
+
+    from unlearnkit.config import from_dict
+    from unlearnkit.engine.train import TrainConfig, default_recipe
+
+    base = dataclasses.asdict(default_recipe(model))
+    return from_dict(TrainConfig, {**base, **settings.get("train", {})}, where="train")
+
+
+def cmd_train(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.engine.seeding import parse_seeds
+    from unlearnkit.runs import TrainJob, run_train
 
     settings = _settings(args)
     if "method" in settings:
         raise InputError("method.* settings apply to `unlearnkit unlearn`, not to train")
-    base = dataclasses.asdict(default_recipe(args.model))
-    train_cfg = from_dict(TrainConfig, {**base, **settings.get("train", {})}, where="train")
+    train_cfg = _train_config(args.model, settings)
     job = TrainJob(_data_choice(args, settings), args.model, dict(settings.get("model", {})), train_cfg,
                    tuple(parse_seeds(args.seeds)), args.run_seed, args.strategy, args.out)
     paths = run_train(job, log=console.print)
@@ -189,17 +196,12 @@ def cmd_unlearn(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> None:
-    import dataclasses
-
     from unlearnkit.bench import DEFAULT_METHODS, BenchJob, run_bench
-    from unlearnkit.config import from_dict
-    from unlearnkit.engine.train import TrainConfig, default_recipe
     from unlearnkit.report.leaderboard import leaderboard_markdown, leaderboard_table
     from unlearnkit.store import write_bytes
 
     settings = _settings(args)
-    base = dataclasses.asdict(default_recipe(args.model))
-    train_cfg = from_dict(TrainConfig, {**base, **settings.get("train", {})}, where="train")
+    train_cfg = _train_config(args.model, settings)
     try:
         n = int(args.seeds)
     except ValueError:
@@ -208,9 +210,9 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
     options = settings.get("method", {})
     if any(not isinstance(v, dict) for v in options.values()):
         raise InputError("bench method settings are per method: --set method.NAME.FIELD=VALUE")
-    job = BenchJob(_data_choice(args, settings), args.model, methods, n, args.run_seed, train_cfg,
-                   None if args.preset == "none" else args.preset, options, not args.no_ceiling,
-                   args.strategy, args.cache_dir, args.out)
+    job = BenchJob(_data_choice(args, settings), args.model, dict(settings.get("model", {})), methods, n,
+                   args.run_seed, train_cfg, None if args.preset == "none" else args.preset, options,
+                   not args.no_ceiling, args.strategy, args.cache_dir, args.out)
     board = run_bench(job, log=console.print)
     console.print(leaderboard_table(board))
     write_bytes(f"{args.out}/report.md", leaderboard_markdown(board).encode())
