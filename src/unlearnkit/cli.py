@@ -210,9 +210,12 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
     options = settings.get("method", {})
     if any(not isinstance(v, dict) for v in options.values()):
         raise InputError("bench method settings are per method: --set method.NAME.FIELD=VALUE")
-    job = BenchJob(_data_choice(args, settings), args.model, dict(settings.get("model", {})), methods, n,
-                   args.run_seed, train_cfg, None if args.preset == "none" else args.preset, options,
-                   not args.no_ceiling, args.strategy, args.cache_dir, args.out)
+    job = BenchJob(
+        data=_data_choice(args, settings), model=args.model, model_options=dict(settings.get("model", {})),
+        methods=methods, seeds=n, run_seed=args.run_seed, train=train_cfg,
+        preset=None if args.preset == "none" else args.preset, method_options=options,
+        ceiling=not args.no_ceiling, strategy=args.strategy, cache_dir=args.cache_dir, out=args.out,
+    )
     board = run_bench(job, log=console.print)
     console.print(leaderboard_table(board))
     write_bytes(f"{args.out}/report.md", leaderboard_markdown(board).encode())
