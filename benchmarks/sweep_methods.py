@@ -80,8 +80,8 @@ def main() -> None:
             table.add_column(col)
         for r in rows:
             mark = " ".join(m for m, k in (("pick", "is_pick"), ("preset", "is_preset")) if r.get(k))
-            setting = "reference defaults" if r["is_default"] else ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
-            table.add_row(setting, f"{r['forget']:.3f}", f"{r['retain']:.3f}", f"{r['val']:.3f}",
+            label = "reference defaults" if r["is_default"] else ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
+            table.add_row(label, f"{r['forget']:.3f}", f"{r['retain']:.3f}", f"{r['val']:.3f}",
                           f"{r['seconds']:.1f}", str(r["steps"]), mark)
         console.print(table)
         results[name] = rows
