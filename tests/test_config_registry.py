@@ -59,3 +59,16 @@ def test_overrides_and_files(tmp_path):
         load_file(tmp_path / "bad.toml")
     with pytest.raises(InputError, match="does not exist"):
         load_file(tmp_path / "missing.yaml")
+
+
+def test_atomic_writes_leave_no_temporary_and_normal_permissions(tmp_path):
+    import os
+
+    from unlearnkit.store import read_json, write_json
+
+    write_json(tmp_path / "a" / "r.json", {"x": 1})
+    assert read_json(tmp_path / "a" / "r.json") == {"x": 1}
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["r.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a" / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask
