@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unlearnkit.config import from_dict, to_dict
+from unlearnkit.config import to_dict
 from unlearnkit.data.base import ImageDataset
 from unlearnkit.data.cache import resolve_cache_dir
 from unlearnkit.data.splits import ForgetSet, retain_indices
@@ -35,8 +35,8 @@ from unlearnkit.methods import METHODS, make_unlearn_data, run_method
 from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT
 from unlearnkit.metrics.forgetting import MIN_MODELS, final_score, forgetting_quality, logit_scaled_confidence
 from unlearnkit.metrics.mia import loss_mia, svc_mia, ulira
-from unlearnkit.models import MODELS, ModelSpec
-from unlearnkit.runs import DataChoice, load_dataset, model_seed, resolve_forget, resolve_method_config, write_run_record
+from unlearnkit.models import ModelSpec
+from unlearnkit.runs import DataChoice, load_dataset, model_seed, model_spec, resolve_forget, resolve_method_config, write_run_record
 from unlearnkit.store import fingerprint, provenance, read_npz, write_json, write_npz
 
 # What `unlearnkit bench` runs when no --methods are given: the competition's top three, the
@@ -139,9 +139,7 @@ def run_bench(job: BenchJob, *, log: Callable[[str], None] = print) -> dict:
     out = Path(job.out)
     ds = load_dataset(job.data)
     forget = resolve_forget(ds, job.data, out)
-    entry = MODELS.entry(job.model)
-    spec = ModelSpec(job.model, ds.num_classes, ds.image_shape[0], ds.image_shape[1],
-                     from_dict(entry.config, job.model_options, where=f"model.{job.model}"))
+    spec = model_spec(job.model, job.model_options, ds)
     cfg = job.train or default_recipe(job.model)
     configs = {m: resolve_method_config(m, job.preset, ds.name, job.model, job.method_options.get(m, {})) for m in job.methods}
     rt = resolve_runtime(cfg)

@@ -62,6 +62,12 @@ def resolve_forget(ds: ImageDataset, choice: DataChoice, out: Path | None = None
     return forget
 
 
+def model_spec(model: str, options: dict, ds: ImageDataset) -> ModelSpec:
+    """The spec of registered ``model`` (its config from ``options``) for the images and classes of ``ds``."""
+    cfg = from_dict(MODELS.entry(model).config, options, where=f"model.{model}")
+    return ModelSpec(model, ds.num_classes, ds.image_shape[0], ds.image_shape[1], cfg)
+
+
 def model_seed(run_seed: int, k: int) -> int:
     """The seed of model k of a run: seed k of a 512-seed run equals seed k run alone."""
     return derive_seed(run_seed, k)
@@ -102,9 +108,7 @@ def run_train(job: TrainJob, *, log: Callable[[str], None] = print) -> list[Path
     out = Path(job.out)
     ds = load_dataset(job.data)
     forget = resolve_forget(ds, job.data, out)
-    entry = MODELS.entry(job.model)
-    spec = ModelSpec(job.model, ds.num_classes, ds.image_shape[0], ds.image_shape[1],
-                     from_dict(entry.config, job.model_options, where=f"model.{job.model}"))
+    spec = model_spec(job.model, job.model_options, ds)
     cfg = job.train or default_recipe(job.model)
     train_idx = retain_indices(ds, forget) if forget is not None else ds.indices("train")
     stats = train_stats(ds)
