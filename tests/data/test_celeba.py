@@ -159,3 +159,141 @@ def test_probe(root, tmp_path, monkeypatch):
     monkeypatch.setenv("UNLEARNKIT_DATA_CELEBA", str(tmp_path / "absent"))
     assert probe_celeba(CelebAConfig()) is None
     assert DATASETS.entry("celeba").meta["probe"] is probe_celeba
+
+
+# --- Real data as people have it: mirrors' headers, Kaggle's copy, torchvision's folder ---------
+
+
+def test_identity_and_partition_files_may_start_with_a_header(root, tmp_path):
+    expected = load_celeba(_cfg(root, tmp_path))
+    for name, header in (("identity_CelebA.txt", "image identity"), ("list_eval_partition.txt", "image_id partition")):
+        path = root / name
+        path.write_text(f"{header}\n" + path.read_text())
+    ds = load_celeba(_cfg(root, tmp_path))
+    np.testing.assert_array_equal(ds.groups, expected.groups)
+    np.testing.assert_array_equal(ds.split, expected.split)
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("000001.jpg somebody\n", 1),         # an image with a bad id is no header
+        ("name of the file\n", 1),            # three fields
+        ("\n# comment\n", 2),                 # a header is "image identity", not any first line
+        ("image identity\nimage identity\n", 2),  # only the first line may be a header
+    ],
+)
+def test_a_header_is_recognised_not_any_bad_line(root, tmp_path, text, line):
+    path = root / "identity_CelebA.txt"
+    path.write_text(text + path.read_text())
+    with pytest.raises(InputError, match=rf"identity_CelebA.txt line {line}: expected '<image> <person id>'"):
+        load_celeba(_cfg(root, tmp_path))
+
+
+def test_torchvision_root_is_the_parent_of_celeba(root, tmp_path):
+    """torchvision.datasets.CelebA(root) keeps its files in root/celeba; that root works too."""
+    assert root.name == "celeba"
+    ds = load_celeba(_cfg(root.parent, tmp_path))
+    assert ds.source == str(root) and len(ds.images) == PRESENT and ds.meta["layout"] == "official"
+    assert probe_celeba(CelebAConfig(root=str(root.parent)))["root"] == str(root)
+
+
+def _kaggle(root, dest, identity=False):
+    """Kaggle's copy of the fixture: images one folder deeper, CSV annotations with header rows."""
+    images = dest / "img_align_celeba" / "img_align_celeba"
+    images.mkdir(parents=True)
+    for jpg in (root / "img_align_celeba").iterdir():
+        (images / jpg.name).write_bytes(jpg.read_bytes())
+    attr_lines = (root / "list_attr_celeba.txt").read_text().splitlines()
+    rows = [",".join(["image_id", *attr_lines[1].split()])] + [",".join(line.split()) for line in attr_lines[2:]]
+    (dest / "list_attr_celeba.csv").write_text("\n".join(rows) + "\n")
+    partition = [",".join(line.split()) for line in (root / "list_eval_partition.txt").read_text().splitlines()]
+    (dest / "list_eval_partition.csv").write_text("\n".join(["image_id,partition", *partition]) + "\n")
+    (dest / "list_bbox_celeba.csv").write_text("image_id,x_1,y_1,width,height\n")  # shipped, not used
+    if identity:
+        (dest / "identity_CelebA.txt").write_bytes((root / "identity_CelebA.txt").read_bytes())
+    return dest
+
+
+def test_kaggle_layout_serves_labels_and_splits_without_identities(root, tmp_path):
+    from unlearnkit.data.splits import select_forget
+
+    official = load_celeba(_cfg(root, tmp_path))
+    kaggle = _kaggle(root, tmp_path / "celeba-dataset")
+    ds = load_celeba(_cfg(kaggle, tmp_path, label="male_gray_chubby"))
+    assert ds.meta["layout"] == "kaggle" and ds.source == str(kaggle)
+    assert ds.labels.tolist() == [4 * m + 2 * g + c for _, _, m, g, c, _ in ROWS[:PRESENT]]
+    np.testing.assert_array_equal(ds.split, official.split)
+    np.testing.assert_array_equal(ds.images, official.images)
+    assert (ds.groups == -1).all() and not ds.has_groups
+    assert ds.meta["groups_file"] == str(kaggle / "identity_CelebA.txt")
+    assert ds.meta["missing_images"] == len(ROWS) - PRESENT
+    select_forget(ds, "random:0.3")  # the rest is served
+    for spec in ("identity:0.5", "identity_skewed:0.5", "identities:2880"):
+        with pytest.raises(
+            InputError, match=r"dataset celeba .*identity forget sets on celeba need the identity file identity_CelebA.txt"
+        ):
+            select_forget(ds, spec)
+
+
+def test_kaggle_layout_with_an_identity_file_added_uses_it(root, tmp_path):
+    kaggle = _kaggle(root, tmp_path / "celeba-dataset", identity=True)
+    ds = load_celeba(_cfg(kaggle, tmp_path))
+    assert ds.groups.tolist() == [r[0] for r in ROWS[:PRESENT]] and "groups_file" not in ds.meta
+
+
+def test_kaggle_flat_image_folder_is_accepted(root, tmp_path):
+    kaggle = _kaggle(root, tmp_path / "k")
+    nested = kaggle / "img_align_celeba" / "img_align_celeba"
+    for jpg in list(nested.iterdir()):
+        jpg.rename(kaggle / "img_align_celeba" / jpg.name)
+    nested.rmdir()
+    assert len(load_celeba(_cfg(kaggle, tmp_path)).images) == PRESENT
+
+
+def test_kaggle_malformed_rows_are_named(root, tmp_path):
+    kaggle = _kaggle(root, tmp_path / "k")
+    path = kaggle / "list_attr_celeba.csv"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",yes"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="list_attr_celeba.csv line 4: expected an image name and 40 values"):
+        load_celeba(_cfg(kaggle, tmp_path))
+    path.write_text("\n".join(lines[1:]) + "\n")  # no header row
+    with pytest.raises(InputError, match="list_attr_celeba.csv line 1: expected a header row 'image_id,"):
+        load_celeba(_cfg(kaggle, tmp_path))
+    _kaggle(root, tmp_path / "k2")
+    with open(tmp_path / "k2" / "list_eval_partition.csv", "a") as f:
+        f.write("000099.jpg,two\n")
+    with pytest.raises(InputError, match=r"list_eval_partition.csv line 14: expected '<image>,<partition>'"):
+        load_celeba(_cfg(tmp_path / "k2", tmp_path))
+
+
+def test_incomplete_folder_says_what_it_lacks(root, tmp_path):
+    (root / "list_eval_partition.txt").unlink()
+    for jpg in (root / "img_align_celeba").iterdir():
+        jpg.unlink()
+    (root / "img_align_celeba").rmdir()
+    with pytest.raises(InputError, match=r"celeba: .*celeba lacks img_align_celeba/, list_eval_partition.txt"):
+        load_celeba(_cfg(root, tmp_path))
+    facts = probe_celeba(CelebAConfig(root=str(root)))
+    assert facts == {"root": str(root), "listed": len(ROWS), "missing": "img_align_celeba/, list_eval_partition.txt"}
+    assert probe_celeba(CelebAConfig(root=str(root.parent)))["missing"] == facts["missing"]
+
+
+def test_probe_on_an_empty_image_folder_and_on_kaggle(root, tmp_path):
+    kaggle = _kaggle(root, tmp_path / "k")
+    assert probe_celeba(CelebAConfig(root=str(kaggle))) == {
+        "root": str(kaggle), "layout": "kaggle", "images": PRESENT, "listed": len(ROWS),
+        "identities": "none (no identity_CelebA.txt: no identity forget sets)",
+    }
+    (kaggle / "list_eval_partition.csv").unlink()
+    for jpg in (kaggle / "img_align_celeba" / "img_align_celeba").iterdir():
+        jpg.unlink()
+    facts = probe_celeba(CelebAConfig(root=str(kaggle)))
+    assert facts["images"] == 0
+    assert facts["missing"] == "img_align_celeba/img_align_celeba/*.jpg, list_eval_partition.csv"
+    (tmp_path / "unrelated").mkdir()
+    assert probe_celeba(CelebAConfig(root=str(tmp_path / "unrelated"))) is None
+    with pytest.raises(InputError, match="holds any CelebA file"):
+        load_celeba(_cfg(tmp_path / "unrelated", tmp_path))

@@ -172,3 +172,43 @@ def test_python2_module_names_are_understood(tmp_path):
     assert b"numpy.core.multiarray\n" in (folder / "data_batch_1").read_bytes()
     ds = load_cifar10(_cfg(tmp_path, tmp_path))
     np.testing.assert_array_equal(ds.images[0, 0, 0], [10, 100, 200])
+
+
+def test_incomplete_batches_say_what_they_lack(tmp_path):
+    folder = _write_batches(tmp_path / "cifar-10-batches-py")
+    (folder / "data_batch_2").unlink()
+    (folder / "batches.meta").unlink()
+    assert probe_cifar10(Cifar10Config(root=str(tmp_path))) == {
+        "root": str(folder), "layout": "batches", "files": 5, "missing": "data_batch_2, batches.meta",
+    }
+    with pytest.raises(InputError, match=r"data_batch_2 is missing \(and batches.meta\)"):
+        load_cifar10(_cfg(tmp_path, tmp_path))
+    empty = tmp_path / "other" / "cifar-10-batches-py"
+    empty.mkdir(parents=True)
+    assert probe_cifar10(Cifar10Config(root=str(empty.parent)))["missing"].startswith("data_batch_1, data_batch_2")
+
+
+def test_an_unextracted_torchvision_download_is_named(tmp_path):
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b not really")
+    facts = probe_cifar10(Cifar10Config(root=str(tmp_path)))
+    assert facts["missing"] == "cifar-10-batches-py/ (extract cifar-10-python.tar.gz here)"
+    with pytest.raises(InputError, match=r"lacks cifar-10-batches-py/ \(extract cifar-10-python.tar.gz here\)"):
+        load_cifar10(_cfg(tmp_path, tmp_path))
+
+
+def test_image_folder_without_test_is_incomplete_and_a_complete_layout_wins(tmp_path):
+    root = _image_folder(tmp_path / "cifar_png")
+    (root / "cifar-10-batches-py").mkdir()  # an empty leftover does not hide the complete folder layout
+    assert "missing" not in probe_cifar10(Cifar10Config(root=str(root)))
+    assert load_cifar10(_cfg(root, tmp_path)).meta["layout"] == "folder"
+    (root / "cifar-10-batches-py").rmdir()
+    for png in (root / "test").rglob("*.png"):
+        png.unlink()
+    for d in sorted((root / "test").iterdir()):
+        d.rmdir()
+    (root / "test").rmdir()
+    assert probe_cifar10(Cifar10Config(root=str(root))) == {
+        "root": str(root), "layout": "folder", "files": 12, "train": 12, "test": 0, "missing": "test/",
+    }
+    with pytest.raises(InputError, match="cifar_png lacks test/"):
+        load_cifar10(_cfg(root, tmp_path))

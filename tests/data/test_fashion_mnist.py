@@ -96,3 +96,28 @@ def test_probe(tmp_path, monkeypatch):
     }
     monkeypatch.setenv("UNLEARNKIT_DATA_FASHION_MNIST", str(tmp_path / "absent"))
     assert probe_fashion_mnist(FashionMnistConfig()) is None
+
+
+def test_torchvision_layout_is_found_from_its_root(tmp_path):
+    """torchvision's FashionMNIST(root) keeps the idx files (and their .gz) in root/FashionMNIST/raw."""
+    raw = tmp_path / "FashionMNIST" / "raw"
+    arrays = _write(raw, gz=False)
+    _write(raw, gz=True)
+    ds = load_fashion_mnist(FashionMnistConfig(root=str(tmp_path), image_size=28))
+    assert ds.source == str(raw)
+    np.testing.assert_array_equal(ds.images[:10, :, :, 0], arrays["train_images"])
+    assert probe_fashion_mnist(FashionMnistConfig(root=str(tmp_path)))["root"] == str(raw)
+
+
+def test_probe_of_an_incomplete_or_unreadable_folder(tmp_path):
+    _write(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    (tmp_path / "train-images-idx3-ubyte.gz").unlink()
+    assert probe_fashion_mnist(FashionMnistConfig(root=str(tmp_path))) == {
+        "root": str(tmp_path), "files": 2, "missing": "train-images-idx3-ubyte, t10k-labels-idx1-ubyte",
+    }
+    _write(tmp_path, gz=False)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00")
+    assert "magic number" in probe_fashion_mnist(FashionMnistConfig(root=str(tmp_path)))["unreadable"]
+    (tmp_path / "empty").mkdir()
+    assert probe_fashion_mnist(FashionMnistConfig(root=str(tmp_path / "empty"))) is None

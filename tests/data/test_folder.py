@@ -112,3 +112,10 @@ def test_probe(tmp_path):
     assert probe_folder(FolderConfig(csv=str(csv))) == {"csv": str(csv), "rows": 2, "columns": ["path", "label"]}
     assert probe_folder(FolderConfig()) is None
     assert probe_folder(FolderConfig(csv=str(tmp_path / "absent.csv"))) is None
+
+
+def test_probe_counts_listed_images_that_are_absent(tmp_path):
+    csv = _write(tmp_path / "d", [("a.png", 0), ("sub/b.png", 1), ("c.png", 1)], header="path,label")
+    (tmp_path / "d" / "sub" / "b.png").unlink()
+    (tmp_path / "d" / "c.png").unlink()
+    assert probe_folder(FolderConfig(csv=str(csv)))["missing"] == "2 of 3 listed images (first: sub/b.png)"

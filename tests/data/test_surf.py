@@ -123,3 +123,11 @@ def test_probe(root, tmp_path, monkeypatch):
     assert probe_surf(SurfConfig(root=str(root))) == {"root": str(root), "persons": len(AGES), "images": 21}
     monkeypatch.setenv("UNLEARNKIT_DATA_SURF", str(tmp_path / "absent"))
     assert probe_surf(SurfConfig()) is None
+
+
+def test_probe_of_an_incomplete_folder(root, tmp_path):
+    (root / "Age_Gender.txt").unlink()
+    assert probe_surf(SurfConfig(root=str(root))) == {"root": str(root), "images": 21, "missing": "Age_Gender.txt"}
+    (tmp_path / "ages_only").mkdir()
+    (tmp_path / "ages_only" / "Age_Gender.txt").write_text("A1 30 M\n")
+    assert probe_surf(SurfConfig(root=str(tmp_path / "ages_only")))["missing"] == "WBackground/"

@@ -1,4 +1,11 @@
-"""The in-memory dataset every loader returns, and the group-aware split helper loaders share."""
+"""The in-memory dataset every loader returns, and the group-aware split helper loaders share.
+
+Each loader registers in DATASETS with a ``probe(config)`` (``DATASETS.entry(name).meta["probe"]``)
+that looks at the files without decoding them, for ``unlearnkit datasets``. It returns None where
+nothing of the dataset is there, a dict of facts (``root`` and counts) where it is, and a dict that
+also holds ``"missing"``, a short list of what a load would lack (``"list_eval_partition.txt,
+img_align_celeba/"``), where the folder is only partly there.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import numpy as np
 
 from unlearnkit.errors import InputError
 from unlearnkit.registry import Registry
-from unlearnkit.store import fingerprint
+from unlearnkit.io import fingerprint
 
 DATASETS: Registry = Registry("dataset")
 
@@ -29,6 +36,8 @@ class ImageDataset:
         class_names: One name per class.
         source: Where the data came from (a path, or "generated").
         meta: Loader-specific facts for reports (e.g. the label task, counts of skipped files).
+            ``meta["groups_file"]``, where a loader sets it, is the file that would have provided
+            the groups a dataset lacks; identity forget sets name it when they refuse.
     """
 
     name: str

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from unlearnkit.errors import InputError
-from unlearnkit.store import fingerprint, read_npz, write_npz
+from unlearnkit.io import fingerprint, read_npz, write_npz
 
 # Bump when decoding changes (filter, crop arithmetic, channel order), so old cache entries miss.
 CACHE_FORMAT = 1

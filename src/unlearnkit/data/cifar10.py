@@ -3,7 +3,8 @@
 Two layouts are recognised, and ``root`` may point at any of these folders:
 
 * the python version: ``cifar-10-batches-py/`` holding ``data_batch_1`` .. ``data_batch_5``,
-  ``test_batch`` and ``batches.meta`` (``root`` is that folder or the folder containing it);
+  ``test_batch`` and ``batches.meta`` (``root`` is that folder or the folder containing it, which
+  is the root torchvision's ``CIFAR10(root, download=True)`` was given);
 * an image folder: ``train/<class>/*.png|jpg`` and ``test/<class>/*.png|jpg``.
 
 The batches are pickles. They are read with a restricted unpickler that builds only dicts, lists,
@@ -37,6 +38,8 @@ BATCHES_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 META_FILE = "batches.meta"
+BATCH_FILES = (*TRAIN_BATCHES, TEST_BATCH, META_FILE)
+ARCHIVE = "cifar-10-python.tar.gz"  # what torchvision downloads into root before extracting it
 LAYOUTS = (
     f"expected one of: {BATCHES_DIR}/ (with {', '.join(TRAIN_BATCHES)}, {TEST_BATCH}, {META_FILE}) "
     f"inside root; root being {BATCHES_DIR} itself; or an image folder root/train/<class>/*.png|jpg "
@@ -59,16 +62,26 @@ class Cifar10Config:
 
 
 def probe_cifar10(cfg: Cifar10Config) -> dict | None:
-    """The detected layout and file counts (nothing is decoded), or None where no layout matches."""
+    """The detected layout and file counts (nothing is decoded).
+
+    Returns:
+        None where no layout is even partly there; else ``root``, ``layout`` and ``files`` (plus
+        ``train``/``test`` image counts for an image folder), and ``missing`` where it is incomplete.
+    """
     root = resolve_root(cfg.root, "cifar10")
-    layout, base = _detect(root)
+    layout, base, missing = _detect(root)
     if layout is None:
         return None
-    if layout == "batches":
-        files = sum((base / name).is_file() for name in (*TRAIN_BATCHES, TEST_BATCH))
-        return {"root": str(base), "layout": layout, "files": files}
-    counts = {part: sum(len(list_images(d)) for d in _class_dirs(base / part)) for part in ("train", "test")}
-    return {"root": str(base), "layout": layout, "files": counts["train"] + counts["test"], **counts}
+    if layout == "archive":
+        facts: dict = {"root": str(base), "layout": layout, "files": 1}
+    elif layout == "batches":
+        facts = {"root": str(base), "layout": layout, "files": sum((base / n).is_file() for n in BATCH_FILES[:-1])}
+    else:
+        counts = {part: sum(len(list_images(d)) for d in _class_dirs(base / part)) for part in ("train", "test")}
+        facts = {"root": str(base), "layout": layout, "files": counts["train"] + counts["test"], **counts}
+    if missing:
+        facts["missing"] = ", ".join(missing)
+    return facts
 
 
 @DATASETS.register("cifar10", config=Cifar10Config, probe=probe_cifar10)
@@ -81,10 +94,15 @@ def load_cifar10(cfg: Cifar10Config) -> ImageDataset:
     References: Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009.
     """
     root = resolve_root(cfg.root, "cifar10")
-    layout, base = _detect(root)
+    layout, base, missing = _detect(root)
     if layout is None:
         where = f"{root} does not exist" if not root.exists() else f"{root} matches no CIFAR-10 layout"
         raise InputError(f"cifar10: {where} ({root_hint(cfg.root, 'cifar10')}); {LAYOUTS}")
+    if layout == "batches" and missing:
+        more = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        raise InputError(f"cifar10: {base / missing[0]} is missing{more}; {LAYOUTS}")
+    if missing:
+        raise InputError(f"cifar10: {base} lacks {', '.join(missing)}; {LAYOUTS}")
     if layout == "batches":
         images, labels, is_test, class_names = _load_batches(base)
         images = resize_images(images, cfg.image_size)
@@ -109,14 +127,27 @@ def load_cifar10(cfg: Cifar10Config) -> ImageDataset:
     )
 
 
-def _detect(root: Path) -> tuple[str | None, Path]:
-    """("batches", folder with the batch files), ("folder", image-folder root), or (None, root)."""
+def _detect(root: Path) -> tuple[str | None, Path, list[str]]:
+    """The layout found under ``root``, the folder it lives in, and the parts it lacks.
+
+    A complete layout wins over a partial one: ("batches", folder with the batch files),
+    ("folder", image-folder root), ("archive", root) for torchvision's download not yet
+    extracted, or (None, root, []) where nothing of CIFAR-10 is there.
+    """
+    found: list[tuple[str, Path, list[str]]] = []
     for candidate in (root / BATCHES_DIR, root):
-        if (candidate / TEST_BATCH).is_file() or (candidate / TRAIN_BATCHES[0]).is_file():
-            return "batches", candidate
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        return "folder", root
-    return None, root
+        present = [name for name in BATCH_FILES if (candidate / name).is_file()]
+        if present or (candidate != root and candidate.is_dir()):
+            found.append(("batches", candidate, [name for name in BATCH_FILES if name not in present]))
+    parts = [part for part in ("train", "test") if (root / part).is_dir()]
+    if parts:
+        found.append(("folder", root, [f"{part}/" for part in ("train", "test") if part not in parts]))
+    if (root / ARCHIVE).is_file():
+        found.append(("archive", root, [f"{BATCHES_DIR}/ (extract {ARCHIVE} here)"]))
+    for layout in found:
+        if not layout[2]:
+            return layout
+    return found[0] if found else (None, root, [])
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

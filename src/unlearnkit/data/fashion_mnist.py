@@ -3,7 +3,9 @@
 Expected under ``root``: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each optionally with ``.gz``. Debian's
 ``dataset-fashion-mnist`` package installs exactly these (gzipped) under
-``/usr/share/datasets/fashion-mnist``, which is the default root when it exists.
+``/usr/share/datasets/fashion-mnist``, which is the default root when it exists. torchvision's
+``FashionMNIST(root, download=True)`` keeps them in ``root/FashionMNIST/raw``, which is found from
+the same ``root``.
 
 An idx file is a big-endian header (two zero bytes, a type code, the number of dimensions, then one
 uint32 per dimension) followed by the values. Only unsigned bytes (type 0x08) are accepted.
@@ -34,7 +36,8 @@ CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-LAYOUT = f"{', '.join(FILES.values())} (each optionally .gz)"
+TORCHVISION_DIR = Path("FashionMNIST", "raw")
+LAYOUT = f"{', '.join(FILES.values())} (each optionally .gz), in root or root/{TORCHVISION_DIR.as_posix()}"
 
 
 @dataclass(frozen=True)
@@ -51,18 +54,29 @@ class FashionMnistConfig:
 
 
 def probe_fashion_mnist(cfg: FashionMnistConfig) -> dict | None:
-    """Example counts read from the idx headers alone, or None where the files are absent."""
-    root = resolve_root(cfg.root, "fashion_mnist", DEBIAN_ROOT)
-    files = {key: _find(root, name) for key, name in FILES.items()}
-    if any(path is None for path in files.values()):
+    """Example counts read from the idx headers alone.
+
+    Returns:
+        None where none of the four files is there; else ``root`` and ``files``, with
+        ``train_examples`` and ``test_examples`` (or ``unreadable``, why not) where all four are,
+        and ``missing`` where some are not.
+    """
+    base, files = _locate(resolve_root(cfg.root, "fashion_mnist", DEBIAN_ROOT))
+    present = sum(path is not None for path in files.values())
+    if not present:
         return None
+    facts: dict = {"root": str(base), "files": present}
+    absent = [FILES[key] for key, path in files.items() if path is None]
+    if absent:
+        facts["missing"] = ", ".join(absent)
+        return facts
     try:
-        train, test = (
+        facts["train_examples"], facts["test_examples"] = (
             _parse_header(files[key], _read(files[key], 16), IMAGES_MAGIC)[0] for key in ("train_images", "test_images")
         )
-    except InputError:
-        return None
-    return {"root": str(root), "files": len(files), "train_examples": train, "test_examples": test}
+    except InputError as exc:
+        facts["unreadable"] = str(exc)  # a probe reports; loading says the same
+    return facts
 
 
 @DATASETS.register("fashion_mnist", config=FashionMnistConfig, probe=probe_fashion_mnist)
@@ -78,10 +92,10 @@ def load_fashion_mnist(cfg: FashionMnistConfig) -> ImageDataset:
             f"fashion_mnist: folder {root} does not exist ({root_hint(cfg.root, 'fashion_mnist')}; "
             f"Debian's dataset-fashion-mnist installs to {DEBIAN_ROOT}); expected {LAYOUT}"
         )
-    files = {key: _find(root, name) for key, name in FILES.items()}
+    base, files = _locate(root)
     absent = [FILES[key] for key, path in files.items() if path is None]
     if absent:
-        raise InputError(f"fashion_mnist: {root} lacks {', '.join(absent)}; expected {LAYOUT}")
+        raise InputError(f"fashion_mnist: {base} lacks {', '.join(absent)}; expected {LAYOUT}")
     parts = []
     for part in ("train", "test"):
         images = read_idx(files[f"{part}_images"], IMAGES_MAGIC)
@@ -109,7 +123,7 @@ def load_fashion_mnist(cfg: FashionMnistConfig) -> ImageDataset:
         groups=np.full(len(split), -1, dtype=np.int64),
         split=split,
         class_names=CLASS_NAMES,
-        source=str(root),
+        source=str(base),
         meta={},
     )
 
@@ -156,6 +170,15 @@ def _read(path: Path, limit: int = -1) -> bytes:
             return f.read(limit)
     except (OSError, EOFError) as exc:
         raise InputError(f"{path} cannot be read: {exc}") from None
+
+
+def _locate(root: Path) -> tuple[Path, dict[str, Path | None]]:
+    """The folder holding the idx files (root, else torchvision's root/FashionMNIST/raw) and each file."""
+    for base in (root, root / TORCHVISION_DIR):
+        files = {key: _find(base, name) for key, name in FILES.items()}
+        if any(path is not None for path in files.values()):
+            return base, files
+    return root, dict.fromkeys(FILES)
 
 
 def _find(root: Path, name: str) -> Path | None:

@@ -47,15 +47,28 @@ class FolderConfig:
 
 
 def probe_folder(cfg: FolderConfig) -> dict | None:
-    """The CSV's row count and columns (no image is opened), or None where there is no CSV."""
+    """The CSV's row count and columns (no image is opened, only looked up).
+
+    Returns:
+        None where there is no CSV; else ``csv``, ``rows`` and ``columns``, and ``missing`` where
+        some listed images are not on disk.
+    """
     if not cfg.csv or not Path(cfg.csv).expanduser().is_file():
         return None
     path = Path(cfg.csv).expanduser()
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        header = next(reader, [])
-        rows = sum(1 for row in reader if any(cell.strip() for cell in row))
-    return {"csv": str(path), "rows": rows, "columns": [h.strip() for h in header]}
+        header = [h.strip() for h in next(reader, [])]
+        rows = [row for row in reader if any(cell.strip() for cell in row)]
+    facts: dict = {"csv": str(path), "rows": len(rows), "columns": header}
+    lowered = [h.lower() for h in header]
+    if "path" in lowered:
+        column = lowered.index("path")
+        listed = [row[column].strip() for row in rows if len(row) > column and row[column].strip()]
+        absent = [name for name in listed if not (path.parent / name).is_file()]
+        if absent:
+            facts["missing"] = f"{len(absent)} of {len(rows)} listed images (first: {absent[0]})"
+    return facts
 
 
 @DATASETS.register("folder", config=FolderConfig, probe=probe_folder)

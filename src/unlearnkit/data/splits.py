@@ -24,7 +24,7 @@ from unlearnkit.config import from_dict, to_dict
 from unlearnkit.data.base import ImageDataset
 from unlearnkit.errors import InputError
 from unlearnkit.registry import Registry
-from unlearnkit.store import fingerprint, read_json, write_json
+from unlearnkit.io import fingerprint, read_json, write_json
 
 FORGET_SELECTORS: Registry = Registry("forget selector")
 
@@ -110,6 +110,13 @@ def load_forget_set(path: str | Path, ds: ImageDataset | None = None) -> ForgetS
 
 def _train_people(ds: ImageDataset, kind: str) -> tuple[np.ndarray, np.ndarray]:
     if not ds.has_groups:
+        groups_file = ds.meta.get("groups_file")
+        if groups_file:
+            raise InputError(
+                f"forget spec {kind!r} needs identities, but dataset {ds.name} from {ds.source} has none: "
+                f"identity forget sets on {ds.name} need the identity file {Path(groups_file).name} "
+                f"(looked for {groups_file}); add it, or use random or class"
+            )
         raise InputError(f"forget spec {kind!r} needs identities, but dataset {ds.name} has none; use random or class")
     train = ds.indices("train")
     people = np.unique(ds.groups[train][ds.groups[train] >= 0])

@@ -78,16 +78,28 @@ class SurfConfig:
 
 
 def probe_surf(cfg: SurfConfig) -> dict | None:
-    """Counts of listed persons and of live colour images (none decoded), or None where absent."""
+    """Counts of listed persons and of live colour images (none decoded).
+
+    Returns:
+        None where neither Age_Gender.txt nor WBackground/ is there; else ``root``, ``persons`` and
+        ``images`` as far as present, and ``missing`` where one of the two is absent.
+    """
     root = resolve_root(cfg.root, "surf")
-    if not ((root / AGE_FILE).is_file() and (root / IMAGES_DIR).is_dir()):
+    has_ages, has_images = (root / AGE_FILE).is_file(), (root / IMAGES_DIR).is_dir()
+    if not (has_ages or has_images):
         return None
-    try:
-        persons: int | None = len(read_age_gender(root / AGE_FILE))
-    except (InputError, UnicodeDecodeError):
-        persons = None  # a probe reports; loading says what is wrong
-    images = sum(len(list_images(color)) for color in _live_color_dirs(root / IMAGES_DIR))
-    return {"root": str(root), "persons": persons, "images": images}
+    facts: dict = {"root": str(root)}
+    if has_ages:
+        try:
+            facts["persons"] = len(read_age_gender(root / AGE_FILE))
+        except (InputError, UnicodeDecodeError):
+            facts["persons"] = None  # a probe reports; loading says what is wrong
+    if has_images:
+        facts["images"] = sum(len(list_images(color)) for color in _live_color_dirs(root / IMAGES_DIR))
+    missing = [name for present, name in ((has_ages, AGE_FILE), (has_images, f"{IMAGES_DIR}/")) if not present]
+    if missing:
+        facts["missing"] = ", ".join(missing)
+    return facts
 
 
 @DATASETS.register("surf", config=SurfConfig, probe=probe_surf)

@@ -31,7 +31,7 @@ class SyntheticConfig:
     people: int = 400
     min_images: int = 8
     max_images: int = 32
-    image_size: int = 32
+    image_size: int = 16
     age_strength: float = 0.3
     noise: float = 0.10
     max_shift: int = 3
