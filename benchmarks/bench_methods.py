@@ -18,8 +18,9 @@ from setting import synthetic_setting
 from unlearnkit.config import to_dict
 from unlearnkit.methods import METHODS, run_method
 from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT
-from unlearnkit.runs import resolve_method_config
-from unlearnkit.store import provenance, write_json
+from unlearnkit.runner.jobs import resolve_method_config
+from unlearnkit.runner.setting import make_setting_config
+from unlearnkit.io import provenance, write_json
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     rows = [{"method": "original", **accuracies(original)},
             {"method": "retrain (measured)", **accuracies(retrained), **retrain_cost.to_dict(), "time_ratio": 1.0, "step_ratio": 1.0}]
     for name in args.methods.split(","):
-        mcfg, preset = resolve_method_config(name, "auto", "synthetic", "small_cnn", {})
+        mcfg, preset = resolve_method_config(name, "auto", make_setting_config())
         result = run_method(name, original, data, mcfg, seed=args.seed)
         rows.append({"method": name, "preset": preset, "config": to_dict(mcfg), **accuracies(result.model),
                      **result.cost.to_dict(), "time_ratio": result.cost.seconds / retrain_cost.seconds,

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from unlearnkit.metrics import MODES, forgetting_quality
 from unlearnkit.metrics.efficiency import measure
-from unlearnkit.store import provenance, write_json
+from unlearnkit.io import provenance, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_metric.json"
 

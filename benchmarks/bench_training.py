@@ -23,7 +23,7 @@ from unlearnkit.engine.ensemble import train_seeds
 from unlearnkit.engine.tensors import tensor_set, train_stats
 from unlearnkit.engine.train import accuracy, default_recipe, resolve_runtime
 from unlearnkit.models import ModelSpec
-from unlearnkit.store import provenance, write_json
+from unlearnkit.io import provenance, write_json
 
 # name -> (strategy, precision, channels_last)
 STRATEGIES = {

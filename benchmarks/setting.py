@@ -1,4 +1,7 @@
-"""The setting the method benchmarks share: the built-in dataset, small_cnn, an original and a retrain."""
+"""The setting the method benchmarks share: the built-in dataset, small_cnn, an original and a retrain.
+
+Built with the runner's :func:`~unlearnkit.runner.setting.resolve_setting`, like every bench.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from unlearnkit.data.splits import retain_indices, select_forget
-from unlearnkit.data.synthetic import SyntheticConfig, load_synthetic
-from unlearnkit.engine.tensors import TensorSet, tensor_set, train_stats
-from unlearnkit.engine.train import Runtime, accuracy, default_recipe, resolve_runtime, train_model
-from unlearnkit.methods import UnlearnData, make_unlearn_data
+from unlearnkit.engine.tensors import TensorSet
+from unlearnkit.engine.train import Runtime, accuracy, train_model
+from unlearnkit.methods import UnlearnData
 from unlearnkit.metrics.efficiency import Cost, measure
-from unlearnkit.models import ModelSpec
+from unlearnkit.runner.setting import make_setting_config, resolve_setting
 
 
 @dataclass
@@ -34,15 +35,8 @@ class Setting:
 
 def synthetic_setting(forget_spec: str, seed: int = 0) -> Setting:
     """Train the original small_cnn on synthetic and one retrain without ``forget_spec`` (timed)."""
-    ds = load_synthetic(SyntheticConfig())
-    forget = select_forget(ds, forget_spec)
-    spec = ModelSpec("small_cnn", ds.num_classes, 3, 32)
-    cfg = default_recipe("small_cnn")
-    rt = resolve_runtime(cfg)
-    stats = train_stats(ds)
-    val = tensor_set(ds, ds.indices("val"), stats=stats)
-    original = train_model(spec, tensor_set(ds, ds.indices("train"), stats=stats), val, cfg, seed=seed).model
-    with measure() as cost:
-        retrained = train_model(spec, tensor_set(ds, retain_indices(ds, forget), stats=stats), val, cfg, seed=seed).model
-    return Setting(forget_spec, len(forget.indices), original, retrained, cost,
-                   make_unlearn_data(ds, forget, spec, cfg, rt), tensor_set(ds, ds.indices("test"), stats=stats), rt)
+    s = resolve_setting(make_setting_config(forget=forget_spec))
+    original = train_model(s.spec, s.sets.train, s.sets.val, s.recipe, seed=seed).model
+    with measure(s.runtime.device) as cost:
+        retrained = train_model(s.spec, s.sets.retain, s.sets.val, s.recipe, seed=seed).model
+    return Setting(forget_spec, len(s.forget.indices), original, retrained, cost, s.unlearn_data, s.sets.test, s.runtime)

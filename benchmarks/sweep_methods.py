@@ -22,7 +22,7 @@ from setting import synthetic_setting
 from unlearnkit.config import to_dict
 from unlearnkit.engine.train import default_recipe
 from unlearnkit.methods import METHODS, method_config, run_method
-from unlearnkit.store import provenance, write_json
+from unlearnkit.io import provenance, write_json
 
 PRESET_KEY = "synthetic/small_cnn"
 F = {"track_forget_norm_stats": False}

@@ -64,7 +64,7 @@ def test_overrides_and_files(tmp_path):
 def test_atomic_writes_leave_no_temporary_and_normal_permissions(tmp_path):
     import os
 
-    from unlearnkit.store import read_json, write_json
+    from unlearnkit.io import read_json, write_json
 
     write_json(tmp_path / "a" / "r.json", {"x": 1})
     assert read_json(tmp_path / "a" / "r.json") == {"x": 1}

@@ -11,7 +11,6 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "unlearnkit.bench": ("BenchJob", "run_bench"),
     "unlearnkit.data": ("DATASETS", "ImageDataset"),
     "unlearnkit.data.splits": ("FORGET_SELECTORS", "ForgetSet", "retain_indices", "select_forget"),
     "unlearnkit.engine.ensemble": ("train_seeds",),
@@ -21,7 +20,8 @@ _EXPORTS = {
     "unlearnkit.methods": ("METHODS", "UnlearnData", "make_unlearn_data", "method_config", "run_method"),
     "unlearnkit.metrics": ("final_score", "forgetting_quality", "logit_scaled_confidence", "loss_mia", "svc_mia", "ulira"),
     "unlearnkit.models": ("MODELS", "ModelSpec", "build_model"),
-    "unlearnkit.runs": ("DataChoice", "TrainJob", "UnlearnJob", "load_dataset", "run_train", "run_unlearn"),
+    "unlearnkit.runner": ("Backend", "BenchJob", "SettingConfig", "Setting", "TrainJob", "UnlearnJob", "make_bench_job",
+                          "make_setting_config", "resolve_setting", "run_bench", "run_train", "run_unlearn", "run_work"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = ["__version__", *_WHERE]

@@ -7,6 +7,7 @@ import sys
 from typing import Any, Callable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from unlearnkit.errors import InputError
@@ -31,11 +32,19 @@ EXAMPLES = {
   unlearnkit unlearn --method neggrad_plus --checkpoint CKPT --dataset synthetic --forget random:0.1 \\
       --set method.lr=0.005 --set method.epochs=3 --out runs/ngp""",
     "bench": """examples:
-  # the main job on the built-in dataset: default methods, 8 seeds each, 16 cached retrains
-  unlearnkit bench --out runs/bench
-  unlearnkit bench --methods finetune,scrub,fanchuan --seeds 16 --forget identity_skewed:0.05 --out runs/b16
-  # method settings: --set method.NAME.FIELD=VALUE
-  unlearnkit bench --methods neggrad_plus --set method.neggrad_plus.lr=0.005 --out runs/ngp""",
+  # the main job on the built-in dataset: 7 methods x 16 seeds against 16 retrains (+ 16 for the ceiling)
+  unlearnkit bench
+  unlearnkit bench --methods finetune,scrub,fanchuan --seeds 32 --forget identity_skewed:0.05 --out runs/b32
+  # method settings: --set method.NAME.FIELD=VALUE; cap every method at 20% of a retrain's steps
+  unlearnkit bench --methods neggrad_plus --set method.neggrad_plus.lr=0.005 --budget 0.2 --out runs/ngp
+  # on a Ray cluster, 4 small-model units per GPU
+  unlearnkit bench --backend ray --address HEAD:6379 --gpus-per-unit 0.25 --seeds 512 --out /shared/b512
+  # as a job list for a SLURM array (line I runs unit I), or for `unlearnkit work OUT --next` workers
+  unlearnkit bench --seeds 512 --out /shared/b512 --plan /shared/b512.jobs""",
+    "work": """examples:
+  unlearnkit work runs/b512 --unit 17        # unit 17 of the plan (e.g. SLURM_ARRAY_TASK_ID)
+  unlearnkit work runs/b512 --next           # claim and run the first unfinished unit
+  unlearnkit work runs/b512 --drain          # claim units until none is left (one per worker)""",
     "metric": """examples:
   unlearnkit metric --unlearned unlearned.npy --retrained retrained.npy
   unlearnkit metric --unlearned u.npz --retrained retrain_confs.npz --retrained-key retrained_confs --mode bounded --json fq.json""",
@@ -53,13 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES[name],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    def data_args(q: argparse.ArgumentParser, forget_help: str) -> None:
+    def data_args(q: argparse.ArgumentParser, forget_help: str, *, out_required: bool = True) -> None:
         q.add_argument("--dataset", default="synthetic", help="registered dataset name (see `unlearnkit datasets`)")
         q.add_argument("--data-root", help="folder (or CSV for `folder`) holding the dataset")
         q.add_argument("--forget", help=forget_help)
         q.add_argument("--seeds", default="0:1", help="model indices: START:STOP, N, or a list 1,5,9 (default 0:1)")
-        q.add_argument("--run-seed", type=int, default=0, help="run seed; model k's seed derives from (run seed, k)")
-        q.add_argument("--out", required=True, help="output folder (an interrupted run resumes there)")
+        q.add_argument("--run-seed", type=int, default=0, help="run seed; model k's seed derives from (run seed, role, k)")
+        q.add_argument("--out", required=out_required, help="output folder (an interrupted run resumes there)")
         q.add_argument("--config", help="YAML or TOML file of settings (same keys as --set)")
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting: dataset.FIELD, forget.FIELD, model.FIELD, train.FIELD, method.FIELD")
@@ -79,16 +88,33 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--method", required=True, help="registered method name (see `unlearnkit methods`)")
     q.add_argument("--checkpoint", required=True, help="the original model's .safetensors checkpoint")
     q.add_argument("--preset", default="auto", help="named preset of method settings; auto = the dataset/model's, none = reference defaults")
+    q.add_argument("--budget", type=float, help="cap the run at this fraction of one retrain's optimizer steps (e.g. 0.2)")
 
     q = command("bench", "Benchmark methods: N seeds each against N cached retrains, scored and ranked.")
-    data_args(q, "the forget set (default identity_skewed:0.02: 2%% of the people, mostly the youngest)")
-    q.set_defaults(forget="identity_skewed:0.02", seeds="8")
+    data_args(q, "the forget set (default identity_skewed:0.02: 2%% of the people, mostly the youngest)", out_required=False)
+    q.set_defaults(forget="identity_skewed:0.02", seeds="16", out="runs/bench")
     q.add_argument("--model", default="small_cnn", help="registered model name")
-    q.add_argument("--methods", help="comma-separated method names (default: a representative set)")
+    q.add_argument("--methods", help="comma-separated method names (default: the competition's top 3 and 4 baselines)")
     q.add_argument("--preset", default="auto", help="method presets: auto (the dataset/model's), or none")
     q.add_argument("--no-ceiling", action="store_true", help="skip the second set of retrains that scores a perfect unlearner")
-    q.add_argument("--strategy", default="auto", choices=["auto", "sequential", "vmap", "processes"])
-    q.add_argument("--cache-dir", default="", help="where retrained references are cached (default ~/.cache/unlearnkit)")
+    q.add_argument("--budget", type=float, help="cap each method run at this fraction of one retrain's optimizer steps (e.g. 0.2)")
+    q.add_argument("--strategy", default="auto", choices=["auto", "sequential", "vmap", "processes"],
+                   help="how a reference unit trains its models (auto: vmap on CUDA, sequential on CPU)")
+    q.add_argument("--cache-dir", default="", help="where originals and references are cached (default ~/.cache/unlearnkit)")
+    q.add_argument("--backend", default="local", choices=["local", "ray"], help="where units run (default local)")
+    q.add_argument("--workers", type=int, help="local worker processes (default: what the cores and memory allow)")
+    q.add_argument("--threads", type=int, help="torch threads per unit (default 1; results are identical for equal counts)")
+    q.add_argument("--block", type=int, help="models per unit (default 4 on a CPU, 16 on a GPU)")
+    q.add_argument("--address", help="Ray cluster address HOST:PORT (default: start a local Ray)")
+    q.add_argument("--cpus-per-unit", type=float, help="CPUs a Ray unit asks for (default: --threads)")
+    q.add_argument("--gpus-per-unit", type=float, help="GPUs a Ray unit asks for; 0.25 packs 4 units per GPU")
+    q.add_argument("--plan", metavar="FILE", help="write the units as a job list to FILE instead of running them")
+
+    q = command("work", "Run units of a planned bench (bench --plan): one by index, or the next unclaimed one.")
+    q.add_argument("dir", help="the bench folder (its --out)")
+    q.add_argument("--unit", type=int, help="the unit's index in the plan (line I of the job list)")
+    q.add_argument("--next", action="store_true", help="claim the first unfinished unit (atomic lock file) and run it")
+    q.add_argument("--drain", action="store_true", help="claim and run units until every unit is finished")
 
     q = command("metric", "Score forgetting quality from per-example statistics of unlearned and retrained models.")
     q.add_argument("--unlearned", required=True, help=".npy or .npz array [N models, E forget examples]")
@@ -111,23 +137,25 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     known = {"dataset", "forget", "model", "train", "method"}
     unknown = sorted(set(settings) - known)
     if unknown:
-        raise InputError(f"unknown setting section {unknown[0]!r}; expected one of {', '.join(sorted(known))}")
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InputError(f"unknown setting section {unknown[0]!r}.{hint} Expected one of {', '.join(sorted(known))}")
+    for section in ("dataset", "forget", "model", "train"):
+        if not isinstance(settings.get(section, {}), dict):
+            raise InputError(f"setting {section!r} is a table of fields: --set {section}.FIELD=VALUE")
     return settings
 
 
-def _data_choice(args: argparse.Namespace, settings: dict[str, Any]):
-    from unlearnkit.data import DATASETS
-    from unlearnkit.runs import DataChoice
+def _setting(args: argparse.Namespace, settings: dict[str, Any], *, forget: str | None):
+    from unlearnkit.runner.setting import make_setting_config
 
-    entry = DATASETS.entry(args.dataset)
-    options = dict(settings.get("dataset", {}))
-    if args.data_root:
-        fields = entry.config.__dataclass_fields__
-        key = "root" if "root" in fields else "csv" if "csv" in fields else None
-        if key is None:
-            raise InputError(f"dataset {args.dataset} reads no files; drop --data-root")
-        options[key] = args.data_root
-    return DataChoice(args.dataset, options, args.forget, dict(settings.get("forget", {})))
+    return make_setting_config(
+        dataset=args.dataset, dataset_options=settings.get("dataset"), data_root=args.data_root, forget=forget,
+        forget_options=settings.get("forget"), model=getattr(args, "model", "small_cnn"),
+        model_options=settings.get("model"), train_options=settings.get("train"), run_seed=args.run_seed,
+    )
 
 
 def cmd_datasets(args: argparse.Namespace, console: Console) -> None:
@@ -139,33 +167,25 @@ def cmd_datasets(args: argparse.Namespace, console: Console) -> None:
     for entry in DATASETS:
         probe = entry.meta.get("probe")
         found = probe(entry.config()) if probe else None
-        status = ", ".join(f"{k}={v}" for k, v in found.items()) if found else "not found (set --data-root)"
+        if not found:
+            status = f"not found (set --data-root or UNLEARNKIT_DATA_{entry.name.upper()})"
+        elif "missing" in found:
+            status = f"incomplete: lacks {found['missing']}" + (f" (in {found['root']})" if "root" in found else "")
+        else:
+            status = ", ".join(f"{k}={v}" for k, v in found.items())
         table.add_row(entry.name, entry.summary, status)
     console.print(table)
 
 
-def _train_config(model: str, settings: dict[str, Any]):
-    """The model's recipe with the ``train.*`` settings applied."""
-    import dataclasses
-
-    from unlearnkit.config import from_dict
-    from unlearnkit.engine.train import TrainConfig, default_recipe
-
-    base = dataclasses.asdict(default_recipe(model))
-    return from_dict(TrainConfig, {**base, **settings.get("train", {})}, where="train")
-
-
 def cmd_train(args: argparse.Namespace, console: Console) -> None:
     from unlearnkit.engine.seeding import parse_seeds
-    from unlearnkit.runs import TrainJob, run_train
+    from unlearnkit.runner.jobs import TrainJob, run_train
 
     settings = _settings(args)
     if "method" in settings:
-        raise InputError("method.* settings apply to `unlearnkit unlearn`, not to train")
-    train_cfg = _train_config(args.model, settings)
-    job = TrainJob(_data_choice(args, settings), args.model, dict(settings.get("model", {})), train_cfg,
-                   tuple(parse_seeds(args.seeds)), args.run_seed, args.strategy, args.out)
-    paths = run_train(job, log=console.print)
+        raise InputError("method.* settings apply to `unlearnkit unlearn` and `bench`, not to train")
+    job = TrainJob(_setting(args, settings, forget=args.forget), tuple(parse_seeds(args.seeds)), args.strategy, args.out)
+    paths = run_train(job, log=lambda text: console.print(text, highlight=False))
     console.print(f"[green]{len(paths)} models in {args.out}/models[/green]")
 
 
@@ -181,45 +201,61 @@ def cmd_methods(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.engine.checkpoint import load_checkpoint
     from unlearnkit.engine.seeding import parse_seeds
-    from unlearnkit.runs import UnlearnJob, run_unlearn
+    from unlearnkit.methods import METHODS
+    from unlearnkit.runner.jobs import UnlearnJob, resolve_method_config, run_unlearn
 
     settings = _settings(args)
     for section in ("train", "model"):
         if section in settings:
             raise InputError(f"{section}.* settings come from the checkpoint in `unlearn`; drop them")
-    preset = None if args.preset == "none" else args.preset
-    job = UnlearnJob(_data_choice(args, settings), args.method, args.checkpoint, dict(settings.get("method", {})),
-                     preset, tuple(parse_seeds(args.seeds)), args.run_seed, args.out)
-    paths = run_unlearn(job, log=console.print)
+    if args.forget is None:
+        raise InputError("unlearning needs a forget set: pass --forget SPEC (e.g. identity_skewed:0.02)")
+    METHODS.entry(args.method)
+    _, spec, info = load_checkpoint(args.checkpoint)
+    args.model = spec.name
+    settings = {**settings, "train": info.get("train", {}), "model": (info.get("model") or {}).get("config") or {}}
+    setting = _setting(args, settings, forget=args.forget)
+    cfg, _ = resolve_method_config(args.method, None if args.preset == "none" else args.preset, setting,
+                                   dict(settings.get("method", {})))
+    job = UnlearnJob(setting, args.method, args.checkpoint, cfg, tuple(parse_seeds(args.seeds)), args.budget, args.out)
+    paths = run_unlearn(job, log=lambda text: console.print(text, highlight=False))
     console.print(f"[green]{len(paths)} unlearned models in {args.out}/models[/green]")
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> None:
-    from unlearnkit.bench import DEFAULT_METHODS, BenchJob, run_bench
-    from unlearnkit.report.leaderboard import leaderboard_markdown, leaderboard_table
-    from unlearnkit.store import write_bytes
+    from unlearnkit.report.leaderboard import leaderboard_table
+    from unlearnkit.runner.bench import Backend, run_bench
+    from unlearnkit.runner.jobs import DEFAULT_METHODS, make_bench_job
 
     settings = _settings(args)
-    train_cfg = _train_config(args.model, settings)
     try:
         n = int(args.seeds)
     except ValueError:
-        raise InputError(f"--seeds {args.seeds!r}: bench takes a number of seeds per side, e.g. 8") from None
+        raise InputError(f"--seeds {args.seeds!r}: bench takes a number of seeds per side, e.g. 16") from None
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else DEFAULT_METHODS
     options = settings.get("method", {})
     if any(not isinstance(v, dict) for v in options.values()):
         raise InputError("bench method settings are per method: --set method.NAME.FIELD=VALUE")
-    job = BenchJob(
-        data=_data_choice(args, settings), model=args.model, model_options=dict(settings.get("model", {})),
-        methods=methods, seeds=n, run_seed=args.run_seed, train=train_cfg,
-        preset=None if args.preset == "none" else args.preset, method_options=options,
-        ceiling=not args.no_ceiling, strategy=args.strategy, cache_dir=args.cache_dir, out=args.out,
+    backend = Backend(args.backend, args.workers, args.address, args.cpus_per_unit, args.gpus_per_unit or 0.0)
+    job = make_bench_job(
+        _setting(args, settings, forget=args.forget), methods=methods, method_options=options,
+        preset=None if args.preset == "none" else args.preset, seeds=n, ceiling=not args.no_ceiling,
+        budget=args.budget, threads=args.threads, block=args.block, strategy=args.strategy, out=args.out,
+        cache_dir=args.cache_dir,
     )
-    board = run_bench(job, log=console.print)
-    console.print(leaderboard_table(board))
-    write_bytes(f"{args.out}/report.md", leaderboard_markdown(board).encode())
+    board = run_bench(job, backend, plan=args.plan, console=console)
+    if board is None:
+        return
+    console.print(leaderboard_table(board, width=min(console.width, 200) if console.is_terminal else 80))
     console.print(f"[green]leaderboard: {args.out}/leaderboard.json, report: {args.out}/report.md[/green]")
+
+
+def cmd_work(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.runner.bench import run_work
+
+    run_work(args.dir, unit=args.unit, next_unit=args.next, drain=args.drain, console=console)
 
 
 def cmd_metric(args: argparse.Namespace, console: Console) -> None:
@@ -238,6 +274,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], None]] = {
     "methods": cmd_methods,
     "unlearn": cmd_unlearn,
     "bench": cmd_bench,
+    "work": cmd_work,
     "metric": cmd_metric,
 }
 
@@ -249,12 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    from unlearnkit.runner.backends import UnitsFailed
+
     console = Console()
     try:
         COMMANDS[args.command](args, console)
     except (InputError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 2
+    except UnitsFailed as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        return 1
     return 0
 
 

@@ -8,6 +8,7 @@ field name and type so that a typo is an error naming the field, never a silent 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import tomllib
 import types
@@ -106,8 +107,10 @@ def from_dict(cls: type[C], data: dict[str, Any], *, where: str = "") -> C:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         prefix = f"{where}." if where else ""
+        close = difflib.get_close_matches(unknown[0], fields, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise InputError(
-            f"unknown field {prefix}{unknown[0]} for {cls.__name__}; "
+            f"unknown field {prefix}{unknown[0]} for {cls.__name__}{hint}; "
             f"known fields: {', '.join(fields) or '(none)'}"
         )
     kwargs = {

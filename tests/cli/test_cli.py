@@ -24,7 +24,7 @@ def original(tmp_path_factory):
 
 def test_train_writes_checkpoints_and_a_run_record(original):
     run = json.loads((original / "run.json").read_text())
-    assert run["job"] == "train" and run["config"]["train"]["epochs"] == 1
+    assert run["job"] == "original" and run["setting"]["train"]["epochs"] == 1
     assert run["provenance"]["unlearnkit"]
     side = json.loads((original / "models" / "seed_0001.json").read_text())
     assert side["k"] == 1 and set(side["accuracy"]) == {"train", "val", "test"}

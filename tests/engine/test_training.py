@@ -7,14 +7,14 @@ import dataclasses
 import pytest
 import torch
 
-from unlearnkit.data.synthetic import SyntheticConfig, load_synthetic
 from unlearnkit.engine.checkpoint import load_checkpoint, save_checkpoint
 from unlearnkit.engine.ensemble import train_seeds
 from unlearnkit.engine.seeding import derive_seed, parse_seeds
 from unlearnkit.engine.tensors import class_weights, tensor_set, train_stats
-from unlearnkit.engine.train import TrainConfig, accuracy, default_recipe, train_model
+from unlearnkit.engine.train import TrainConfig, accuracy, train_model
 from unlearnkit.errors import InputError
 from unlearnkit.models import ModelSpec
+from unlearnkit.runner.setting import make_setting_config, resolve_setting
 
 CFG = TrainConfig(epochs=2, batch_size=32, lr=3e-3, precision="fp32", device="cpu")
 
@@ -103,10 +103,9 @@ def test_bad_train_config_is_named():
 
 @pytest.mark.slow
 def test_small_cnn_memorises_synthetic_people():
-    ds = load_synthetic(SyntheticConfig())
-    stats = train_stats(ds)
-    train, val, test = (tensor_set(ds, ds.indices(s), stats=stats) for s in ("train", "val", "test"))
-    result = train_model(ModelSpec("small_cnn", ds.num_classes, 3, 32), train, val, default_recipe("small_cnn"), seed=0)
+    setting = resolve_setting(make_setting_config(forget=None))
+    train, val, test = setting.sets.train, setting.sets.val, setting.sets.test
+    result = train_model(setting.spec, train, val, setting.recipe, seed=0)
     train_acc, test_acc = accuracy(result.model, train), accuracy(result.model, test)
     assert train_acc >= test_acc + 0.10, (train_acc, test_acc)
     assert test_acc > 0.25  # and it still generalises: chance on 10 classes is 0.1

@@ -11,14 +11,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearnkit.data.splits import retain_indices, select_forget
-from unlearnkit.data.synthetic import SyntheticConfig, load_synthetic
-from unlearnkit.engine.tensors import tensor_set, train_stats
-from unlearnkit.engine.train import accuracy, default_recipe, predict, resolve_runtime, train_model
-from unlearnkit.methods import METHODS, make_unlearn_data, run_method
+from unlearnkit.engine.train import accuracy, predict, train_model
+from unlearnkit.methods import METHODS, run_method
 from unlearnkit.metrics import logit_scaled_confidence
-from unlearnkit.models import ModelSpec
-from unlearnkit.runs import resolve_method_config
+from unlearnkit.runner.jobs import resolve_method_config
+from unlearnkit.runner.setting import make_setting_config, resolve_setting
 
 pytestmark = pytest.mark.slow
 STRONG = [e.name for e in METHODS if e.meta.get("strong")]
@@ -26,16 +23,11 @@ STRONG = [e.name for e in METHODS if e.meta.get("strong")]
 
 @pytest.fixture(scope="module")
 def setting():
-    ds = load_synthetic(SyntheticConfig())
-    forget = select_forget(ds, "identity_skewed:0.05")
-    spec = ModelSpec("small_cnn", ds.num_classes, 3, 32)
-    cfg = default_recipe("small_cnn")
-    stats = train_stats(ds)
-    val = tensor_set(ds, ds.indices("val"), stats=stats)
-    original = train_model(spec, tensor_set(ds, ds.indices("train"), stats=stats), val, cfg, seed=0).model
-    retrained = train_model(spec, tensor_set(ds, retain_indices(ds, forget), stats=stats), val, cfg, seed=1).model
-    data = make_unlearn_data(ds, forget, spec, cfg, resolve_runtime(cfg))
-    return original, retrained, data, ds
+    setting = resolve_setting(make_setting_config(forget="identity_skewed:0.05"))
+    sets, spec, cfg = setting.sets, setting.spec, setting.recipe
+    original = train_model(spec, sets.train, sets.val, cfg, seed=0).model
+    retrained = train_model(spec, sets.retain, sets.val, cfg, seed=1).model
+    return original, retrained, setting.unlearn_data, setting
 
 
 def summary(model, data) -> dict[str, float]:
@@ -52,8 +44,8 @@ def test_the_setting_separates_original_from_retrain(setting):
 
 @pytest.mark.parametrize("name", STRONG)
 def test_strong_method_moves_towards_retrain(setting, name):
-    original, retrained, data, ds = setting
-    cfg, _ = resolve_method_config(name, "auto", ds.name, "small_cnn", {})
+    original, retrained, data, resolved = setting
+    cfg, _ = resolve_method_config(name, "auto", resolved.config)
     before = {k: v.clone() for k, v in original.state_dict().items()}
     result = run_method(name, original, data, cfg, seed=0)
     assert all(torch.equal(before[k], v) for k, v in original.state_dict().items())

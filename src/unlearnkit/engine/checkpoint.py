@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save
 from unlearnkit.config import from_dict, to_dict
 from unlearnkit.errors import InputError
 from unlearnkit.models import MODELS, ModelSpec, build_model
-from unlearnkit.store import write_bytes, write_json
+from unlearnkit.io import json_bytes, write_bytes
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
@@ -38,9 +38,15 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, spec: ModelSpec, i
     The sidecar is written last, so its presence marks a complete checkpoint (resume relies on it).
     """
     path = Path(path)
+    weights, sidecar = checkpoint_bytes(model, spec, info)
+    write_bytes(path, weights)
+    write_bytes(path.with_suffix(".json"), sidecar)
+
+
+def checkpoint_bytes(model: torch.nn.Module, spec: ModelSpec, info: dict[str, Any]) -> tuple[bytes, bytes]:
+    """A checkpoint's two files as bytes: safetensors weights, and the JSON sidecar."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    write_bytes(path, save(state))
-    write_json(path.with_suffix(".json"), {"model": spec_to_dict(spec), **info})
+    return save(state), json_bytes({"model": spec_to_dict(spec), **info})
 
 
 def checkpoint_complete(path: str | Path) -> bool:

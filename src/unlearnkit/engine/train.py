@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -80,7 +81,13 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
         device = torch.device(cfg.device)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"train.device={cfg.device!r} but CUDA is not available here")
-    if cfg.precision == "auto":
+    precision = cfg.precision
+    if precision == "auto":
+        # A test run can force one precision on any machine (CI runs the behaviour tests under both).
+        precision = os.environ.get("UNLEARNKIT_PRECISION", "auto")
+        if precision not in ("auto", "fp32", "bf16"):
+            raise InputError(f"UNLEARNKIT_PRECISION={precision!r}: expected auto, fp32 or bf16")
+    if precision == "auto":
         if device.type == "cuda":
             # Measured on an H200 (benchmarks/results/bench_training-cuda-*.json): at 32x32 and batch
             # 128, bf16 autocast ran 6-9 % slower than fp32 for resnet18 and small_cnn (launch-bound).
@@ -89,7 +96,7 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
             # bf16 pays off only where the CPU has native bf16 dot products (AVX512-BF16 or AMX).
             bf16 = torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX") or _cpu_has_bf16()
     else:
-        bf16 = cfg.precision == "bf16"
+        bf16 = precision == "bf16"
     channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and bf16)
     return Runtime(device, bf16, channels_last)
 

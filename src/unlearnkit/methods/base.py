@@ -6,12 +6,15 @@ dataclass. It must not modify ``model``; it never sees the test split (``Unlearn
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from unlearnkit.config import from_dict, to_dict
 from unlearnkit.engine.seeding import derive_seed, torch_generator
@@ -95,6 +98,36 @@ class UnlearnResult:
     seed: int
     config: dict[str, Any]
     cost: Cost = field(default_factory=Cost)
+    stopped_by_budget: bool = False
+
+
+class _BudgetSpent(Exception):
+    """Raised inside a method by the step hook once its optimizer-step budget is used up."""
+
+
+# The model a method is training: set by clone(), read when a budget stops the method early.
+_STUDENT: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("unlearnkit_student", default=None)
+
+
+@contextlib.contextmanager
+def _step_budget(max_steps: int | None) -> Iterator[None]:
+    """Stop the enclosed method (raise _BudgetSpent) before it takes optimizer step ``max_steps + 1``."""
+    if max_steps is None:
+        yield
+        return
+    taken = 0
+
+    def check(_opt, _args, _kwargs) -> None:
+        nonlocal taken
+        if taken >= max_steps:
+            raise _BudgetSpent
+        taken += 1
+
+    handle = register_optimizer_step_pre_hook(check)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def method_config(name: str, overrides: dict[str, Any] | None = None, *, preset: str | None = None):
@@ -108,11 +141,23 @@ def method_config(name: str, overrides: dict[str, Any] | None = None, *, preset:
     return from_dict(entry.config, {**base, **(overrides or {})}, where=f"method.{name}")
 
 
-def run_method(name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, *, seed: int) -> UnlearnResult:
+def run_method(
+    name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, *, seed: int, max_steps: int | None = None
+) -> UnlearnResult:
     """Run method ``name`` on a copy of ``model`` and measure its cost.
 
     Global RNG use inside the method (dropout, ``torch.randn``) is seeded from (seed, name), so the
     same seed gives the same model whatever ran before.
+
+    Args:
+        name: Registered method name.
+        model: The original model (never modified).
+        data: Retain, forget and validation examples.
+        cfg: The method's config (default: its reference defaults).
+        seed: This run's seed.
+        max_steps: A budget of optimizer steps (all optimizers together). A method that would take
+            more is stopped before step ``max_steps + 1`` and its model is returned as it is then
+            (what a competition entry over the time limit would have had to submit).
     """
     entry = METHODS.entry(name)
     cfg = cfg if cfg is not None else entry.config()
@@ -120,11 +165,21 @@ def run_method(name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, 
         raise InputError(f"method {name} expects a {entry.config.__name__}, got {type(cfg).__name__}")
     fn: Callable[..., nn.Module] = entry.obj
     devices = [data.runtime.device] if data.runtime.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), measure(data.runtime.device) as cost:
-        torch.manual_seed(derive_seed(seed, name, "global"))
-        out = fn(model, data, cfg, seed=seed)
+    stopped = False
+    token = _STUDENT.set(None)
+    try:
+        with torch.random.fork_rng(devices=devices), measure(data.runtime.device) as cost, _step_budget(max_steps):
+            torch.manual_seed(derive_seed(seed, name, "global"))
+            try:
+                out = fn(model, data, cfg, seed=seed)
+            except _BudgetSpent:
+                out, stopped = _STUDENT.get(), True
+                if out is None:
+                    raise InputError(f"method {name} cannot run under a step budget (it trains no clone of the model)") from None
+    finally:
+        _STUDENT.reset(token)
     out.eval()
-    return UnlearnResult(model=out, method=name, seed=seed, config=to_dict(cfg), cost=cost)
+    return UnlearnResult(model=out, method=name, seed=seed, config=to_dict(cfg), cost=cost, stopped_by_budget=stopped)
 
 
 def clone(model: nn.Module) -> nn.Module:
@@ -133,4 +188,5 @@ def clone(model: nn.Module) -> nn.Module:
     for p in out.parameters():
         p.requires_grad_(True)
     out.train()
+    _STUDENT.set(out)
     return out

@@ -1,4 +1,7 @@
-"""Results on disk: atomic writes and provenance.
+"""Ground-floor file I/O: atomic writes, npz/json records, fingerprints and provenance.
+
+Every layer (data, engine, metrics, runner) writes through here; this module imports no other part of
+unlearnkit except, lazily, the package version.
 
 Every file unlearnkit writes goes through a temporary file in the same folder and ``os.replace``, so
 an interrupted run leaves either the old file or the new one, never half of one.
@@ -46,9 +49,14 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented, key-sorted JSON text."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+    write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: str | Path) -> Any:
@@ -56,11 +64,16 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    """Atomically write arrays to an uncompressed ``.npz`` file (no pickled objects)."""
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """Arrays as the bytes of an uncompressed ``.npz`` file (no pickled objects)."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Atomically write arrays to an uncompressed ``.npz`` file (no pickled objects)."""
+    write_bytes(path, npz_bytes(**arrays))
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:

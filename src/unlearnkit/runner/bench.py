@@ -1,0 +1,147 @@
+"""``unlearnkit bench`` and ``unlearnkit work``: a bench's units through a backend, then the score.
+
+Read the path a bench takes as a sentence: the job is checked and its setting resolved once; the
+folder's records are written (or checked against a resumed run); the units run on a backend; the
+score unit reads every stored result and writes the leaderboard and the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from unlearnkit.errors import InputError
+from unlearnkit.io import provenance, write_bytes, write_json, write_npz
+from unlearnkit.runner.backends import run_units
+from unlearnkit.runner.backends.local import local_executor
+from unlearnkit.runner.backends.plan import read_units, run_next, run_planned, write_job_list
+from unlearnkit.runner.jobs import BenchJob, bench_from_dict, default_workers, prepare_bench
+from unlearnkit.runner.progress import BenchProgress
+from unlearnkit.runner.score import per_example_arrays, score_bench
+from unlearnkit.runner.setting import resolve_setting
+from unlearnkit.runner.store import BenchStore, read_bench_record
+
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a bench's units run.
+
+    Attributes:
+        name: ``local`` (this process, or ``workers`` processes) or ``ray``.
+        workers: Local worker processes (None: what this machine's cores and memory allow).
+        address: Ray cluster address (None: start a local Ray).
+        cpus_per_unit: CPUs a Ray task asks for (None: the bench's threads per unit).
+        gpus_per_unit: GPUs a Ray task asks for; fractions share a GPU between units.
+        retries: Times Ray retries a failed unit before reporting it.
+    """
+
+    name: str = "local"
+    workers: int | None = None
+    address: str | None = None
+    cpus_per_unit: float | None = None
+    gpus_per_unit: float = 0.0
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.name not in BACKENDS:
+            raise InputError(f"--backend {self.name!r}: expected one of {', '.join(BACKENDS)}")
+        if self.workers is not None and self.workers < 1:
+            raise InputError(f"--workers {self.workers}: expected at least 1")
+        if self.name != "ray" and (self.address or self.cpus_per_unit or self.gpus_per_unit):
+            raise InputError("--address, --cpus-per-unit and --gpus-per-unit apply to --backend ray")
+        if self.name == "ray" and self.workers is not None:
+            raise InputError("--workers applies to --backend local; Ray sizes itself from --cpus-per-unit")
+        if (self.cpus_per_unit is not None and self.cpus_per_unit <= 0) or self.gpus_per_unit < 0:
+            raise InputError(f"--cpus-per-unit {self.cpus_per_unit} / --gpus-per-unit {self.gpus_per_unit}: "
+                             "expected more than 0 CPUs and at least 0 GPUs")
+
+    def check(self) -> None:
+        """Fail before anything is written when the backend cannot start (Ray missing, address silent)."""
+        if self.name == "ray":
+            from unlearnkit.runner.backends.ray import check_address, import_ray
+
+            import_ray()
+            if self.address:
+                check_address(self.address)
+
+    def executor(self, job: BenchJob, store: BenchStore):
+        if self.name == "ray":
+            from unlearnkit.runner.backends.ray import RayExecutor
+
+            return RayExecutor(job, store, address=self.address, cpus_per_unit=self.cpus_per_unit or job.threads,
+                               gpus_per_unit=self.gpus_per_unit, retries=self.retries)
+        return local_executor(job, store, self.workers or default_workers(job.threads))
+
+
+def run_bench(job: BenchJob, backend: Backend = Backend(), *, plan: str | None = None,
+              console: Console | None = None) -> dict[str, Any] | None:
+    """Run (or resume) the bench; returns the leaderboard record, or None when only planned.
+
+    Args:
+        job: The bench.
+        backend: Where its units run.
+        plan: Instead of running, write this job list (one ``unlearnkit work`` command per unit).
+        console: Where progress goes (default: stdout).
+    """
+    console = console or Console()
+    if plan is None:
+        backend.check()
+    store, units = prepare_bench(job)
+    if plan is not None:
+        write_job_list(plan, store.out, units)
+        console.print(f"{len(units)} units planned in {plan}; run each line (e.g. a SLURM array task per line), "
+                      f"or `unlearnkit work {store.out} --next` in as many workers as you like", highlight=False)
+        return None
+    progress = BenchProgress(console, store, units)
+    with progress:
+        run_units(store, units, backend.executor(job, store), progress.event)
+    board = finish_bench(job, store)
+    console.print(progress.summary())
+    return board
+
+
+def finish_bench(job: BenchJob, store: BenchStore) -> dict[str, Any]:
+    """The score unit: read every result, write ``leaderboard.json`` and ``report.md``."""
+    from unlearnkit.report.leaderboard import leaderboard_markdown
+
+    setting = resolve_setting(job.setting)
+    board, per_example = score_bench(job, setting, store)
+    board["provenance"] = provenance()
+    write_npz(store.per_example, **per_example_arrays(setting, per_example))
+    write_bytes(store.out / "report.md", leaderboard_markdown(board).encode())
+    write_json(store.leaderboard, board)  # last: its presence marks the score unit finished
+    return board
+
+
+def run_work(out: str, *, unit: int | None = None, next_unit: bool = False, drain: bool = False,
+             console: Console | None = None) -> None:
+    """``unlearnkit work``: run planned unit ``unit``, claim the next unfinished one, or claim until none is left."""
+    console = console or Console()
+    if sum((unit is not None, next_unit, drain)) != 1:
+        raise InputError("work needs exactly one of --unit I, --next and --drain")
+    read_bench_record(out)
+    store = BenchStore.open(out)
+    raw_job, units = read_units(store)
+    job = bench_from_dict(raw_job)
+    if Path(job.out).resolve() != Path(out).resolve():
+        job = bench_from_dict({**raw_job, "out": str(out)})
+
+    def log(text: str) -> None:
+        console.print(text, highlight=False)
+
+    def score() -> None:
+        board = finish_bench(job, store)
+        log(f"leaderboard: {store.leaderboard} ({len(board['rows'])} rows)")
+
+    if unit is not None:
+        run_planned(job, store, units, unit, log, score)
+        return
+    while run_next(job, store, units, log, score) is not None:
+        if next_unit:
+            return
+    log(f"every unit of {out} is finished")

@@ -1,0 +1,341 @@
+"""The jobs: ``train`` and ``unlearn`` (many seeds of one thing) and ``bench`` (a set of units).
+
+Each job takes a frozen description with resolved configs, resolves its setting once, and writes its
+results through the store; every job resumes where an interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from unlearnkit.config import from_dict, to_dict
+from unlearnkit.engine.checkpoint import checkpoint_complete, load_checkpoint, save_checkpoint
+from unlearnkit.engine.ensemble import STRATEGIES, train_seeds
+from unlearnkit.engine.train import TrainConfig, TrainResult, accuracy
+from unlearnkit.errors import InputError
+from unlearnkit.io import provenance, write_json
+from unlearnkit.methods import METHODS, method_config, run_method
+from unlearnkit.metrics.efficiency import cost_ratios, retrain_steps
+from unlearnkit.metrics.forgetting import MIN_MODELS
+from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
+from unlearnkit.runner.store import RESULTS_VERSION, BenchStore, write_record_once
+from unlearnkit.runner.units import Unit, model_seed
+
+# What `unlearnkit bench` runs when no --methods are given: the competition's top three, the
+# strongest literature baselines, and the cheap baseline they must beat.
+DEFAULT_METHODS = ("finetune", "neggrad_plus", "scrub", "salun", "fanchuan", "kookmin", "seif")
+DEFAULT_SEEDS = 16
+
+
+def resolve_method_config(method: str, preset: str | None, setting: SettingConfig, options: dict | None = None):
+    """A method's config: its reference defaults, then a named preset (``auto``: the one for this
+    dataset and model, if any), then ``options``. Returns (config, the preset used or None)."""
+    presets = METHODS.entry(method).meta.get("presets", {})
+    key = f"{setting.dataset}/{setting.model.removeprefix('test_')}" if preset == "auto" else preset
+    if preset not in (None, "auto") and key not in presets:
+        raise InputError(f"method {method} has no preset {preset!r}; presets: {', '.join(presets) or '(none)'}")
+    used = key if key in presets else None
+    return method_config(method, options or {}, preset=used), used
+
+
+# -- train ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train models ``seeds`` from scratch: originals A(D), or retrains A(D \\ S) given a forget set.
+
+    Model k's seed is the bench's for the same role: original k = 0 is a bench's original, retrain k
+    its reference k.
+    """
+
+    setting: SettingConfig
+    seeds: tuple[int, ...] = (0,)
+    strategy: str = "auto"
+    out: str = "runs/train"
+
+
+def run_train(job: TrainJob, *, log: Callable[[str], None] = print) -> list[Path]:
+    """Train every model of ``job`` not already on disk; returns the checkpoint paths in seed order."""
+    if job.strategy not in STRATEGIES:
+        raise InputError(f"--strategy {job.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    setting = resolve_setting(job.setting)
+    out = Path(job.out)
+    role = "retrain" if setting.forget is not None else "original"
+    record = {"job": role, "setting": setting_to_dict(job.setting), "strategy": job.strategy,
+              "dataset_fingerprint": setting.dataset.fingerprint,
+              "forget_fingerprint": setting.forget.fingerprint if setting.forget else None,
+              "results_version": RESULTS_VERSION, "summary": setting.summary(), "provenance": provenance()}
+    write_record_once(out / "run.json", record, ("job", "setting", "dataset_fingerprint", "forget_fingerprint", "results_version"),
+                      f"output folder {out}")
+    if setting.forget is not None:
+        setting.forget.save(out / "forget.json")
+    todo = [k for k in job.seeds if not checkpoint_complete(_ckpt(out, k))]
+    if len(todo) < len(job.seeds):
+        log(f"resuming: {len(job.seeds) - len(todo)} of {len(job.seeds)} models already in {out / 'models'}")
+    if len(setting.sets.val) == 0 and setting.recipe.keep_best:
+        log("the validation split is empty: each model keeps its last epoch (no best-validation checkpoint)")
+    by_seed = {model_seed(setting.config.run_seed, role, k): k for k in todo}
+    sets, rt = setting.sets, setting.runtime
+    train_set = sets.retain if setting.forget is not None else sets.train
+
+    def save(result: TrainResult) -> None:
+        k = by_seed[result.seed]
+        acc = {name: accuracy(result.model, getattr(sets, name), runtime=rt) for name in ("train", "val", "test")}
+        if sets.forget is not None:
+            acc["forget"] = accuracy(result.model, sets.forget, runtime=rt)
+        save_checkpoint(_ckpt(out, k), result.model, setting.spec, {
+            "kind": role, "k": k, "seed": result.seed, "run_seed": setting.config.run_seed, "train": to_dict(setting.recipe),
+            "seconds": result.seconds, "steps": result.steps, "train_examples": len(train_set),
+            "best_epoch": result.best_epoch, "history": result.history, "accuracy": acc,
+            "dataset_fingerprint": setting.dataset.fingerprint, "forget_fingerprint": record["forget_fingerprint"],
+            "provenance": record["provenance"],
+        })
+        log(f"model {k}: {result.seconds:.1f}s, " + ", ".join(f"{n} acc {v:.3f}" for n, v in acc.items()))
+
+    train_seeds(setting.spec, train_set, sets.val, setting.recipe, list(by_seed), strategy=job.strategy, on_result=save)
+    return [_ckpt(out, k) for k in job.seeds]
+
+
+def _ckpt(out: Path, k: int) -> Path:
+    return out / "models" / f"seed_{k:04d}.safetensors"
+
+
+# -- unlearn --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UnlearnJob:
+    """Run ``method`` (config ``method_config``) on the model at ``checkpoint`` for seeds ``seeds``."""
+
+    setting: SettingConfig
+    method: str
+    checkpoint: str
+    method_config: Any
+    seeds: tuple[int, ...] = (0,)
+    budget: float | None = None
+    out: str = "runs/unlearn"
+
+
+def checkpoint_for_setting(path: str, setting) -> tuple[Any, dict]:
+    """Load the checkpoint at ``path``, checking it fits ``setting``'s data; returns (model, sidecar)."""
+    model, spec, info = load_checkpoint(path)
+    ds = setting.dataset
+    if info.get("dataset_fingerprint") not in (None, ds.fingerprint):
+        raise InputError(f"checkpoint {path} was trained on dataset {info['dataset_fingerprint']}, "
+                         f"not on this {ds.name} ({ds.fingerprint}); pass the same dataset settings")
+    if (spec.num_classes, spec.in_channels, spec.image_size) != (ds.num_classes, *ds.image_shape[:2]):
+        raise InputError(f"checkpoint {path} expects {spec.num_classes} classes of {spec.in_channels}x"
+                         f"{spec.image_size}px images; {ds.name} has {ds.num_classes} of {ds.image_shape}")
+    return model.to(setting.runtime.device), info
+
+
+def run_unlearn(job: UnlearnJob, *, log: Callable[[str], None] = print) -> list[Path]:
+    """Unlearn the forget set from the checkpoint with every seed not already on disk."""
+    from unlearnkit.runner.units import budget_steps
+
+    setting = resolve_setting(job.setting)
+    data = setting.unlearn_data
+    original, info = checkpoint_for_setting(job.checkpoint, setting)
+    out = Path(job.out)
+    record = {"job": "unlearn", "setting": setting_to_dict(job.setting), "method": job.method,
+              "method_config": to_dict(job.method_config), "budget": job.budget, "checkpoint": str(job.checkpoint),
+              "dataset_fingerprint": setting.dataset.fingerprint, "forget_fingerprint": setting.forget.fingerprint,
+              "results_version": RESULTS_VERSION, "provenance": provenance()}
+    write_record_once(out / "run.json", record, ("job", "setting", "method", "method_config", "budget", "checkpoint",
+                                                 "forget_fingerprint", "results_version"), f"output folder {out}")
+    setting.forget.save(out / "forget.json")
+    # One retrain costs about the original's training, scaled to the retain set's size.
+    ref_seconds = info.get("seconds", 0.0) * len(data.retain) / max(info.get("train_examples", len(data.retain)), 1)
+    ref_steps = retrain_steps(len(data.retain), setting.recipe.batch_size, setting.recipe.epochs)
+    cap = budget_steps(job.budget, setting)
+    paths = []
+    for k in job.seeds:
+        path = _ckpt(out, k)
+        paths.append(path)
+        if checkpoint_complete(path):
+            log(f"model {k}: already done")
+            continue
+        seed = model_seed(setting.config.run_seed, f"unlearn/{job.method}", k)
+        result = run_method(job.method, original, data, job.method_config, seed=seed, max_steps=cap)
+        acc = {name: accuracy(result.model, getattr(setting.sets, name), runtime=setting.runtime)
+               for name in ("forget", "retain", "val", "test")}
+        ratios = cost_ratios(result.cost, retrain_seconds=ref_seconds or None, retrain_steps=ref_steps)
+        save_checkpoint(path, result.model, setting.spec, {
+            "kind": "unlearn", "method": job.method, "k": k, "seed": seed, "config": result.config,
+            "cost": {**result.cost.to_dict(), **ratios}, "stopped_by_budget": result.stopped_by_budget, "accuracy": acc,
+            "train": to_dict(setting.recipe), "dataset_fingerprint": setting.dataset.fingerprint,
+            "forget_fingerprint": setting.forget.fingerprint, "provenance": record["provenance"],
+        })
+        flag = "  OVER the competition's 20% time limit" if ratios["over_time_limit"] else ""
+        ratio = ratios["time_ratio"] if ratios["time_ratio"] is not None else ratios["step_ratio"]
+        log(f"model {k}: {result.cost.seconds:.1f}s ({ratio:.1%} of a retrain){flag}, "
+            + ", ".join(f"{n} acc {v:.3f}" for n, v in acc.items()))
+    return paths
+
+
+# -- bench ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BenchJob:
+    """A benchmark: ``seeds`` runs of each method against ``seeds`` retrains (and ``seeds`` more as the ceiling).
+
+    Attributes:
+        setting: Dataset, forget set, model, recipe, run seed.
+        methods: Method names, in the order they are planned.
+        method_configs: Each method's resolved config (see :func:`resolve_method_config`).
+        method_presets: The preset each config came from (None: reference defaults), for the record.
+        seeds: N, models per side.
+        ceiling: Also train N more retrains and score them as a perfect unlearner.
+        budget: Cap each method run at this fraction of one retrain's optimizer steps (None: no cap).
+        threads: Torch threads per unit; results are bit-identical for equal thread counts.
+        block: Models per unit.
+        strategy: How a reference unit trains its models (engine.ensemble strategies).
+        out: The bench folder.
+        cache_dir: Where originals and references are cached ("" = default).
+    """
+
+    setting: SettingConfig
+    methods: tuple[str, ...]
+    method_configs: dict = field(default_factory=dict)
+    method_presets: dict = field(default_factory=dict)
+    seeds: int = DEFAULT_SEEDS
+    ceiling: bool = True
+    budget: float | None = None
+    threads: int = 1
+    block: int = 4
+    strategy: str = "auto"
+    out: str = "runs/bench"
+    cache_dir: str = ""
+
+
+def make_bench_job(
+    setting: SettingConfig,
+    *,
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    method_options: dict | None = None,
+    preset: str | None = "auto",
+    seeds: int = DEFAULT_SEEDS,
+    ceiling: bool = True,
+    budget: float | None = None,
+    threads: int | None = None,
+    block: int | None = None,
+    strategy: str = "auto",
+    out: str = "runs/bench",
+    cache_dir: str = "",
+) -> BenchJob:
+    """Check a bench request and resolve every method's config; see :class:`BenchJob` for the fields.
+
+    ``threads`` defaults to 1 on a CPU (small models gain little from more threads per model, and
+    one thread per worker process uses every core) and ``block`` to 4 models per unit on a CPU, 16
+    on a GPU (where a block is one vectorised ensemble).
+    """
+    if seeds < MIN_MODELS:
+        raise InputError(f"--seeds {seeds}: the forgetting-quality score needs at least {MIN_MODELS} seeds per side")
+    if setting.forget_kind is None:
+        raise InputError("bench needs a forget set: pass --forget SPEC (e.g. identity_skewed:0.02)")
+    if not methods:
+        raise InputError("bench needs at least one method; see `unlearnkit methods`")
+    if len(set(methods)) != len(methods):
+        raise InputError(f"--methods lists a method twice: {', '.join(methods)}")
+    for name in methods:
+        METHODS.entry(name)
+    options = method_options or {}
+    unknown = sorted(set(options) - set(methods))
+    if unknown:
+        raise InputError(f"method settings for {unknown[0]!r}, which is not among --methods {', '.join(methods)}")
+    if budget is not None and not 0 < budget <= 10:
+        raise InputError(f"--budget {budget}: expected a fraction of one retrain's steps in (0, 10], e.g. 0.2")
+    if strategy not in STRATEGIES:
+        raise InputError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    resolved = {m: resolve_method_config(m, preset, setting, options.get(m, {})) for m in methods}
+    cuda = _uses_cuda(setting.train)
+    threads = threads if threads is not None else 1
+    block = block if block is not None else (16 if cuda else 4)
+    for name, value in (("--threads", threads), ("--block", block)):
+        if value < 1:
+            raise InputError(f"{name} {value}: expected at least 1")
+    return BenchJob(setting, tuple(methods), {m: c for m, (c, _) in resolved.items()}, {m: p for m, (_, p) in resolved.items()},
+                    seeds, ceiling, budget, threads, block, strategy, out, cache_dir)
+
+
+def _uses_cuda(train: TrainConfig) -> bool:
+    import torch
+
+    return train.device.startswith("cuda") or (train.device == "auto" and torch.cuda.is_available())
+
+
+def bench_to_dict(job: BenchJob) -> dict[str, Any]:
+    return {"setting": setting_to_dict(job.setting), "methods": list(job.methods),
+            "method_configs": {m: to_dict(c) for m, c in job.method_configs.items()},
+            "method_presets": dict(job.method_presets), "seeds": job.seeds, "ceiling": job.ceiling,
+            "budget": job.budget, "threads": job.threads, "block": job.block, "strategy": job.strategy,
+            "out": str(job.out), "cache_dir": job.cache_dir}
+
+
+def bench_from_dict(raw: dict[str, Any]) -> BenchJob:
+    try:
+        configs = {m: from_dict(METHODS.entry(m).config, c, where=f"method.{m}") for m, c in raw["method_configs"].items()}
+        return BenchJob(setting_from_dict(raw["setting"]), tuple(raw["methods"]), configs, dict(raw.get("method_presets", {})),
+                        int(raw["seeds"]), bool(raw["ceiling"]), raw.get("budget"), int(raw["threads"]), int(raw["block"]),
+                        raw["strategy"], raw["out"], raw.get("cache_dir", ""))
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"bench record: missing or malformed field ({exc})") from None
+
+
+def plan_units(job: BenchJob) -> list[Unit]:
+    """The bench's units in dependency order: original, reference blocks, method blocks, score."""
+    n_ref = job.seeds * (2 if job.ceiling else 1)
+    units = [Unit("original")]
+    units += [Unit("references", None, a, min(a + job.block, n_ref)) for a in range(0, n_ref, job.block)]
+    for name in job.methods:
+        units += [Unit("method", name, a, min(a + job.block, job.seeds)) for a in range(0, job.seeds, job.block)]
+    return units + [Unit("score")]
+
+
+def prepare_bench(job: BenchJob) -> tuple[BenchStore, list[Unit]]:
+    """Resolve the setting, check the folder against it, write the bench's records; returns (store, units).
+
+    A folder that holds a bench over another setting, N, budget or results version is refused; a
+    method whose config changed is refused; a new method is added (nothing else is recomputed).
+    """
+    setting = resolve_setting(job.setting)
+    store = BenchStore.for_setting(job.out, job.cache_dir, setting)
+    record = {
+        "setting": setting_to_dict(job.setting), "seeds": job.seeds, "ceiling": job.ceiling, "budget": job.budget,
+        "threads": job.threads, "results_version": RESULTS_VERSION, "dataset_fingerprint": setting.dataset.fingerprint,
+        "forget_fingerprint": setting.forget.fingerprint, "cache": str(store.cache), "original_key": store.original_key,
+        "reference_key": store.reference_key, "summary": setting.summary(), "provenance": provenance(),
+    }
+    identity = ("setting", "seeds", "ceiling", "budget", "results_version", "dataset_fingerprint", "forget_fingerprint")
+    write_record_once(store.out / "bench.json", record, identity, f"bench folder {store.out}")
+    for name in job.methods:
+        write_record_once(store.method_dir(name) / "config.json",
+                          {"method": name, "config": to_dict(job.method_configs[name]), "preset": job.method_presets.get(name)},
+                          ("method", "config"), f"bench folder {store.out} (method {name})")
+    setting.forget.save(store.out / "forget.json")
+    units = plan_units(job)
+    write_json(store.units_file, {"job": bench_to_dict(job), "units": [u.to_dict() for u in units]})
+    return store, units
+
+
+def default_workers(threads: int) -> int:
+    """Worker processes this machine's cores and memory allow at ``threads`` threads each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    by_cores = max(1, cores // threads)
+    # A small-model worker peaks near 1 GiB (torch, the dataset's tensors, one model being trained).
+    available = _available_memory()
+    by_memory = max(1, int(available // 2**30) - 1) if available else by_cores
+    return max(1, min(by_cores, by_memory))
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
