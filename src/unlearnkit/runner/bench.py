@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from unlearnkit.errors import InputError
-from unlearnkit.io import provenance, write_bytes, write_json, write_npz
+from unlearnkit.io import provenance, write_json, write_npz
 from unlearnkit.runner.backends import run_units
 from unlearnkit.runner.backends.local import local_executor
 from unlearnkit.runner.backends.plan import read_units, run_next, run_planned, write_job_list
@@ -106,14 +106,15 @@ def run_bench(job: BenchJob, backend: Backend = Backend(), *, plan: str | None =
 
 
 def finish_bench(job: BenchJob, store: BenchStore) -> dict[str, Any]:
-    """The score unit: read every result, write ``leaderboard.json`` and ``report.md``."""
-    from unlearnkit.report.leaderboard import leaderboard_markdown
+    """The score unit: read every result, write ``per_example.npz``, the reports and ``leaderboard.json``."""
+    from unlearnkit.report import SCHEMA_VERSION, write_report
 
     setting = resolve_setting(job.setting)
     board, per_example = score_bench(job, setting, store)
+    board["schema_version"] = SCHEMA_VERSION
     board["provenance"] = provenance()
     write_npz(store.per_example, **per_example_arrays(setting, per_example))
-    write_bytes(store.out / "report.md", leaderboard_markdown(board).encode())
+    write_report(store.out, board=board)  # report.html and report.md
     write_json(store.leaderboard, board)  # last: its presence marks the score unit finished
     return board
 
