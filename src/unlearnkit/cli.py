@@ -45,6 +45,14 @@ EXAMPLES = {
   unlearnkit work runs/b512 --unit 17        # unit 17 of the plan (e.g. SLURM_ARRAY_TASK_ID)
   unlearnkit work runs/b512 --next           # claim and run the first unfinished unit
   unlearnkit work runs/b512 --drain          # claim units until none is left (one per worker)""",
+    "report": """examples:
+  unlearnkit report runs/bench               # re-render report.html and report.md from the stored results""",
+    "compare": """examples:
+  unlearnkit compare runs/b16 runs/b16-budget --html compare.html""",
+    "forget": """examples:
+  unlearnkit forget --checkpoint runs/orig/models/seed_0000.safetensors --identities 12,57 --out runs/erase
+  unlearnkit forget --checkpoint resnet18.pth --dataset celeba --data-root ~/data/celeba \\
+      --examples erase.txt --references 16 --budget 0.2 --out runs/erase""",
     "metric": """examples:
   unlearnkit metric --unlearned unlearned.npy --retrained retrained.npy
   unlearnkit metric --unlearned u.npz --retrained retrain_confs.npz --retrained-key retrained_confs --mode bounded --json fq.json""",
@@ -115,6 +123,37 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--unit", type=int, help="the unit's index in the plan (line I of the job list)")
     q.add_argument("--next", action="store_true", help="claim the first unfinished unit (atomic lock file) and run it")
     q.add_argument("--drain", action="store_true", help="claim and run units until every unit is finished")
+
+    q = command("report", "Re-render a bench's report.html and report.md from its stored results.")
+    q.add_argument("dir", help="the bench folder (its --out)")
+
+    q = command("compare", "Put several benches over the same setting side by side.")
+    q.add_argument("dirs", nargs="+", help="bench folders")
+    q.add_argument("--html", metavar="FILE", help="also write the comparison as a self-contained HTML page")
+
+    q = command("forget", "Erase people or images from a trained model, with an audit of the erasure.")
+    q.add_argument("--checkpoint", required=True,
+                   help="the trained model: an unlearnkit .safetensors, or a PyTorch state dict (.pt/.pth) of a registered architecture")
+    q.add_argument("--dataset", default="synthetic", help="registered dataset name (see `unlearnkit datasets`)")
+    q.add_argument("--data-root", help="folder (or CSV for `folder`) holding the dataset")
+    what = q.add_mutually_exclusive_group(required=True)
+    what.add_argument("--identities", metavar="ID,ID", help="forget every training image of these people (dataset ids), e.g. 12,57")
+    what.add_argument("--examples", metavar="FILE", help="forget the images FILE lists: one dataset index per line")
+    what.add_argument("--forget", metavar="SPEC", help="forget a forget spec's examples (e.g. identity:0.02) or a forget.json")
+    q.add_argument("--model", help="a state dict's registered architecture (default: inferred from its tensors)")
+    q.add_argument("--method", help="unlearning method (default: the best on our recorded leaderboards within --budget, "
+                   "or within 20%% of a retrain without one)")
+    q.add_argument("--preset", default="auto", help="named preset of method settings; auto = the dataset/model's, none = reference defaults")
+    q.add_argument("--budget", type=float, help="cap the method at this fraction of one retrain's optimizer steps (e.g. 0.2)")
+    q.add_argument("--references", type=int, default=0, metavar="N",
+                   help="score (ε, δ) against N retrains, +N for the ceiling, trained into the cache where missing (N >= 8); "
+                   "without it, references already cached for this setting are used")
+    q.add_argument("--cache-dir", default="", help="where references are cached (default ~/.cache/unlearnkit)")
+    q.add_argument("--run-seed", type=int, default=0, help="run seed (a bench's, to share its cached references)")
+    q.add_argument("--out", required=True, help="output folder: model.safetensors, audit.html, audit.json")
+    q.add_argument("--config", help="YAML or TOML file of settings (same keys as --set)")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting: dataset.FIELD, forget.FIELD, model.FIELD (state dicts), train.FIELD, method.FIELD")
 
     q = command("metric", "Score forgetting quality from per-example statistics of unlearned and retrained models.")
     q.add_argument("--unlearned", required=True, help=".npy or .npz array [N models, E forget examples]")
@@ -249,13 +288,44 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
     if board is None:
         return
     console.print(leaderboard_table(board, width=min(console.width, 200) if console.is_terminal else 80))
-    console.print(f"[green]leaderboard: {args.out}/leaderboard.json, report: {args.out}/report.md[/green]")
+    console.print(f"[green]leaderboard: {args.out}/leaderboard.json, reports: {args.out}/report.html, {args.out}/report.md[/green]")
 
 
 def cmd_work(args: argparse.Namespace, console: Console) -> None:
     from unlearnkit.runner.bench import run_work
 
     run_work(args.dir, unit=args.unit, next_unit=args.next, drain=args.drain, console=console)
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.report import write_report
+
+    html_path, md_path = write_report(args.dir)
+    console.print(f"[green]report: {html_path}, {md_path}[/green]")
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.io import write_bytes
+    from unlearnkit.report import compare_benches
+
+    result = compare_benches(args.dirs)
+    console.print(result.markdown, markup=False, highlight=False, soft_wrap=True)
+    if args.html:
+        write_bytes(args.html, result.html.encode())
+
+
+def cmd_forget(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.runner.forget import make_forget_job, run_forget
+
+    settings = _settings(args)
+    job = make_forget_job(
+        args.checkpoint, out=args.out, dataset=args.dataset, dataset_options=settings.get("dataset"),
+        data_root=args.data_root, identities=args.identities, examples=args.examples, forget=args.forget,
+        forget_options=settings.get("forget"), model=args.model, model_options=settings.get("model"),
+        train_options=settings.get("train"), method=args.method, method_options=settings.get("method"),
+        preset=None if args.preset == "none" else args.preset, budget=args.budget, references=args.references,
+        cache_dir=args.cache_dir, run_seed=args.run_seed)
+    run_forget(job, log=lambda text: console.print(text, highlight=False))
 
 
 def cmd_metric(args: argparse.Namespace, console: Console) -> None:
@@ -275,6 +345,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], None]] = {
     "unlearn": cmd_unlearn,
     "bench": cmd_bench,
     "work": cmd_work,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "forget": cmd_forget,
     "metric": cmd_metric,
 }
 
