@@ -329,12 +329,11 @@ def leaderboard_cells(report: BenchReport) -> tuple[list[str], list[list[tuple[s
                f"test acc (retrain {ref_acc.get('test', float('nan')):.3f})", f"forget acc (retrain {ref_acc.get('forget', float('nan')):.3f})",
                "U-LiRA", "loss MIA", "SVC MIA", "s / seed", "time × retrain", "peak memory (× retrain)", "over 20 %", "diverged seeds",
                "stopped by budget"]
-    ceiling_mem = ceiling.get("peak_memory_bytes") if ceiling else None
     rows = []
     for r in report.rows:
         acc = r["accuracy"]
         mem = r.get("peak_memory_bytes")
-        mem_ratio = mem / ceiling_mem if mem and ceiling_mem else None
+        mem_ratio = r.get("memory_ratio")
         diverged = r.get("diverged") or []
         rows.append([
             (r["method"], ""), _num(r["score"]), _num(r["forget_quality"]), _num(r["forget_quality_bounded"]),

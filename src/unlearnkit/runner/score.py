@@ -88,13 +88,15 @@ def retrain_cost(references: list[dict], original_meta: dict, setting) -> dict[s
     References trained one at a time are each a sample of it; where they were trained as a
     vectorised ensemble, the original (always trained alone) stands in, scaled to the retain set.
     """
+    # Peak memory: the original's training (one model, alone), which a retrain's matches.
+    memory = {"peak_memory_bytes": original_meta.get("peak_memory_bytes")}
     alone = [run_meta(r) for r in references if run_meta(r).get("timed_alone")]
     if alone:
         return {"seconds": _mean([m["seconds"] for m in alone]), "steps": _mean([m["steps"] for m in alone]),
-                "measured_on": f"{len(alone)} retrains trained one at a time"}
+                "measured_on": f"{len(alone)} retrains trained one at a time", **memory}
     scale = len(setting.sets.retain) / max(original_meta["train_examples"], 1)
     return {"seconds": original_meta["seconds"] * scale, "steps": original_meta["steps"] * scale,
-            "measured_on": "the original model, trained alone, scaled to the retain set's size"}
+            "measured_on": "the original model, trained alone, scaled to the retain set's size", **memory}
 
 
 def _mean(values) -> float:
@@ -133,6 +135,8 @@ def _row(name: str, records: list[dict], ref_conf: np.ndarray, ref_acc: dict, re
         "over_time_limit": bool(name != CEILING and retrain["seconds"] and seconds > COMPETITION_TIME_LIMIT * retrain["seconds"]),
         "stopped_by_budget": int(sum(bool(m.get("stopped_by_budget")) for m in metas)),
         "peak_memory_bytes": max((m.get("peak_memory_bytes") or 0) for m in metas) or None,
+        "memory_ratio": (max((m.get("peak_memory_bytes") or 0) for m in metas) / retrain["peak_memory_bytes"]
+                         if retrain.get("peak_memory_bytes") else None),
         "diverged": diverged,
         "ulira": None, "ulira_baseline": None, "loss_mia": None, "svc_mia_efficacy": None,
     }

@@ -31,13 +31,13 @@ import torch
 from safetensors.torch import load as load_safetensors
 
 from unlearnkit.config import to_dict
-from unlearnkit.engine.checkpoint import checkpoint_bytes, checkpoint_complete, load_checkpoint
-from unlearnkit.engine.ensemble import train_seeds
+from unlearnkit.engine.checkpoint import checkpoint_bytes, load_checkpoint
+from unlearnkit.engine.ensemble import resolve_strategy, train_seeds
 from unlearnkit.engine.seeding import derive_seed
 from unlearnkit.engine.train import TrainResult, predict
-from unlearnkit.io import json_bytes, npz_bytes, read_json, write_bytes, write_json
+from unlearnkit.io import npz_bytes, write_bytes, write_json
 from unlearnkit.methods import run_method
-from unlearnkit.metrics.efficiency import retrain_steps
+from unlearnkit.metrics.efficiency import measure, retrain_steps
 from unlearnkit.models import build_model
 from unlearnkit.runner.setting import Setting, resolve_setting
 from unlearnkit.runner.store import BenchStore
@@ -186,8 +186,10 @@ def execute(job, unit: Unit, todo: list[int], store: BenchStore, emit: Emit, ori
 def _train_original(job, setting: Setting, store: BenchStore, emit: Emit) -> None:
     seed = model_seed(setting.config.run_seed, "original", 0)
     # Trained alone with the sequential loop, so its time is one retrain's under the same conditions.
-    (result,) = train_seeds(setting.spec, setting.sets.train, setting.sets.val, setting.recipe, [seed], strategy="sequential")
+    with measure(setting.runtime.device) as cost:
+        (result,) = train_seeds(setting.spec, setting.sets.train, setting.sets.val, setting.recipe, [seed], strategy="sequential")
     meta = {"kind": "original", "k": 0, "seed": seed, "seconds": result.seconds, "steps": result.steps,
+            "peak_memory_bytes": cost.peak_memory_bytes,
             "train_examples": len(setting.sets.train), "best_epoch": result.best_epoch, "history": result.history,
             "checkpoint_rule": _checkpoint_rule(setting)}
     weights, sidecar = checkpoint_bytes(result.model, setting.spec, {
@@ -215,8 +217,6 @@ def _train_references(job, setting: Setting, store: BenchStore, todo: list[int],
 
 def strategy_alone(strategy: str, setting: Setting) -> bool:
     """Whether ``strategy`` trains one model at a time (its per-model time is a real retrain's)."""
-    from unlearnkit.engine.ensemble import resolve_strategy
-
     return resolve_strategy(strategy, setting.recipe) in ("sequential", "processes")
 
 
@@ -253,10 +253,6 @@ def _checkpoint_rule(setting: Setting) -> str:
     return "best validation accuracy"
 
 
-def write_locally(path: Path, data: bytes) -> None:
-    write_bytes(path, data)
-
-
 def run_unit_here(job, store: BenchStore, unit: Unit, *, backend: str = "local") -> dict[str, Any] | None:
     """Run ``unit``'s missing models in this process, writing to the store; returns its run record.
 
@@ -266,7 +262,7 @@ def run_unit_here(job, store: BenchStore, unit: Unit, *, backend: str = "local")
     if not todo:
         return None
     start = time.perf_counter()
-    execute(job, unit, todo, store, write_locally)
+    execute(job, unit, todo, store, write_bytes)
     return record_unit(store, unit, time.perf_counter() - start, len(todo), backend)
 
 
@@ -277,15 +273,3 @@ def record_unit(store: BenchStore, unit: Unit, seconds: float, models: int, back
     write_json(store.unit_record(unit.name), record)
     return record
 
-
-def original_ready(store: BenchStore) -> bool:
-    return checkpoint_complete(store.original_checkpoint)
-
-
-def read_unit_record(store: BenchStore, unit: Unit) -> dict[str, Any] | None:
-    path = store.unit_record(unit.name)
-    return read_json(path) if path.is_file() else None
-
-
-__all__ = ["Unit", "dependencies", "execute", "model_outputs", "model_seed", "run_unit_here", "unit_done", "unit_todo",
-           "json_bytes"]
