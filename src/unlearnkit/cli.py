@@ -370,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     except UnitsFailed as exc:
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return 1
+    except KeyboardInterrupt:
+        Console(stderr=True, soft_wrap=True).print(
+            "interrupted: every finished result is kept; run the same command again to resume", highlight=False)
+        return 130
     return 0
 
 
