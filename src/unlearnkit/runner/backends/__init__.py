@@ -33,7 +33,7 @@ class Executor(Protocol):
 
     def wait(self, handles: list[Any]) -> list[tuple[Any, dict | BaseException]]: ...
 
-    def close(self) -> None: ...
+    def close(self, abort: bool = False) -> None: ...
 
 
 OnEvent = Callable[[str, Unit, Any], None]
@@ -56,6 +56,7 @@ def run_units(store: BenchStore, units: list[Unit], executor: Executor, on_event
     waiting = [u for u in units if u.kind != "score"]
     failed: dict[str, str] = {}
     running: dict[Any, Unit] = {}
+    finished = False
     try:
         while waiting or running:
             for unit in list(waiting):
@@ -86,7 +87,9 @@ def run_units(store: BenchStore, units: list[Unit], executor: Executor, on_event
                     on_event("failed", unit, failed[unit.name])
                 else:
                     on_event("done", unit, outcome)
+        finished = True
     finally:
-        executor.close()
+        # Interrupted (Ctrl-C, an error here): stop the workers now; what they finished is stored.
+        executor.close(abort=not finished)
     if failed:
         raise UnitsFailed(failed)

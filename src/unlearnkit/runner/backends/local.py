@@ -37,7 +37,7 @@ class InProcess:
     def wait(self, handles: list[Future]) -> list[tuple[Future, Any]]:
         return [(h, h.exception() or h.result()) for h in handles]
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         pass
 
 
@@ -79,7 +79,10 @@ class WorkerPool:
         done, _ = wait(handles, return_when=FIRST_COMPLETED)
         return [(h, h.exception() or h.result()) for h in done]
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            for process in list(self.pool._processes.values()):  # no public way to stop a running task
+                process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from unlearnkit.errors import InputError
-from unlearnkit.io import read_json
+from unlearnkit.io import read_json, write_bytes
 from unlearnkit.runner.store import BenchStore
 from unlearnkit.runner.units import Unit, dependencies, run_unit_here, unit_done
 
@@ -30,8 +30,6 @@ POLL_SECONDS = 1.0
 
 def write_job_list(path: str | Path, out: Path, units: list[Unit]) -> None:
     """FILE: one ``unlearnkit work`` command per unit, line I running unit I."""
-    from unlearnkit.io import write_bytes
-
     folder = out.resolve()
     lines = [f"unlearnkit work {folder} --unit {i}  # {u.name}" for i, u in enumerate(units)]
     write_bytes(path, ("\n".join(lines) + "\n").encode())

@@ -110,7 +110,10 @@ class RayExecutor:
             out.append((ref, record_unit(self.store, unit, seconds, len(todo), "ray")))
         return out
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            for ref in self.units:
+                self.ray.cancel(ref, force=True)
         if self.owns_cluster:
             self.ray.shutdown()
 
