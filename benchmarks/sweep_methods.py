@@ -31,8 +31,7 @@ F = {"track_forget_norm_stats": False}
 # in the method's docstring.
 SWEEPS: dict[str, list[dict]] = {
     "neggrad": [{}, {"lr": 1e-4, **F}, {"lr": 5e-5, **F}, {"lr": 4e-5, **F}, {"lr": 3e-5, **F}],
-    "neggrad_plus": [{}, {"epochs": 1}, {"epochs": 1, "alpha": 0.99}, {"epochs": 1, **F},
-                     {"epochs": 1, "alpha": 0.98, **F}, {"epochs": 1, "alpha": 0.99, **F}, {"alpha": 0.99, **F}],
+    "neggrad_plus": [{}, {"alpha": 0.9}, {"alpha": 0.95}, {"alpha": 0.96}, {"alpha": 0.97}, {"alpha": 0.98}],
     "scrub": [{}, {**F}, {"msteps": 1}, {"forget_batch_size": 64}, {"epochs": 5}],
     "bad_teacher": [{}, {"lr": 1e-3}, {"epochs": 3, "lr": 3e-4}, {"epochs": 3, "lr": 1e-3}, {"epochs": 5}, {"epochs": 10}],
     "ssd": [{}, {"alpha": 9.0}, {"alpha": 7.0}, {"alpha": 6.5}, {"alpha": 6.0}, {"alpha": 6.0, "dampening": 2.0},

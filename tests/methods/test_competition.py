@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from conftest import make_tiny
@@ -16,9 +17,9 @@ from unlearnkit.methods.fanchuan import contrastive_forget_loss, uniform_kl
 from unlearnkit.methods.kookmin import reinit_low_saliency, target_layers
 from unlearnkit.methods.noise_injection import tensor_pool
 from unlearnkit.methods.oleszko import prunable_layers, prune_and_reinit
-from unlearnkit.methods.seif import dominant_class
+from unlearnkit.methods.seif import dominant_class, example_weighted_ce
 from unlearnkit.methods.transposed import transpose_kernels
-from unlearnkit.methods.base import generator
+from unlearnkit.methods.base import clone, generator
 from unlearnkit.models.base import model_parts, norm_parameters
 
 COMPETITION = ("fanchuan", "kookmin", "seif", "oleszko", "transposed", "euclid", "noise_injection")
@@ -63,6 +64,23 @@ def test_fanchuan_step_count(tiny_original):
     assert res.cost.steps == s + 2 * (s + r)
 
 
+def test_fanchuan_retain_lr_scales_with_the_batch(tiny_original):
+    original, data = tiny_original
+    # With the forget rounds at lr 0, only the retain round moves the weights.
+    cfg = method_config("fanchuan", {"epochs": 1, "batch_size": 32, "uniform_lr": 0.0, "forget_lr": 0.0, "forget_eta_min": 0.0})
+    out = run_method("fanchuan", original, data, cfg, seed=0).model
+    ref = clone(original)
+    opt = torch.optim.SGD(ref.parameters(), lr=cfg.retain_lr * 32 / 64, momentum=cfg.retain_momentum,
+                          weight_decay=cfg.retain_weight_decay)
+    for x, y in data.batches(data.retain, 32, generator(0, "retain", 0)):
+        loss = F.cross_entropy(ref(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for a, b in zip(out.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("model_name", ["test_small_cnn", "test_resnet18", "test_mlp"])
 def test_kookmin_reinitialises_exactly_30_percent_of_each_layer(tiny_models, model_name):
     original, data = tiny_models[model_name]
@@ -101,6 +119,30 @@ def test_seif_noises_only_the_first_layer(tiny_original):
     noise = res.model.state_dict()[stem_name] - original.state_dict()[stem_name]
     assert float(noise.std()) == pytest.approx(0.6, rel=0.35)
     assert dominant_class(torch.tensor([3, 1, 3, 2]), 5) == 3
+
+
+def test_seif_weights_each_example_by_the_retain_sets_majority_class(tiny_original):
+    original, data = tiny_original
+    logits, y = torch.randn(6, 4), torch.tensor([0, 1, 1, 2, 3, 1])
+    w = torch.tensor([0.5, 1.0, 0.05, 0.05])
+    per_example = F.cross_entropy(logits, y, reduction="none") * w[y]
+    torch.testing.assert_close(example_weighted_ce(logits, y, w), per_example.mean())
+
+    # No noise and other classes at weight 0: only R's majority class trains the model, at full step.
+    overrides = {"epochs": 1, "first_noise_std": 0.0, "other_class_weight": 0.0}
+    out = run_method("seif", original, data, method_config("seif", overrides), seed=0).model
+    cfg = method_config("seif", overrides)
+    majority = dominant_class(data.retain.y, data.num_classes)
+    assert majority != dominant_class(data.forget.y, data.num_classes)  # the test tells them apart
+    ref = clone(original)
+    opt = torch.optim.SGD(ref.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    for x, y in data.batches(data.retain, cfg.batch_size, generator(0, "ce", 0)):
+        loss = (F.cross_entropy(ref(x), y, reduction="none") * (y == majority).float()).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for a, b in zip(out.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_oleszko_prunes_globally_within_default_bounds(tiny_original):

@@ -79,13 +79,36 @@ def test_neggrad_ascends_the_forget_loss(tiny_original):
         assert F.cross_entropy(out(x), y) > F.cross_entropy(original.eval()(x), y)
 
 
-def test_neggrad_plus_with_alpha_one_is_plain_cross_entropy_on_retain(tiny_original):
+def test_neggrad_plus_with_alpha_one_and_no_pull_is_plain_sgd_on_retain_in_eval_mode(tiny_original):
     original, data = tiny_original
-    cfg = method_config("neggrad_plus", {"epochs": 2, "alpha": 1.0, "track_forget_norm_stats": False})
+    cfg = method_config("neggrad_plus", {"epochs": 2, "alpha": 1.0, "l2_pull": 0.0, "momentum": 0.9})
     out = run_method("neggrad_plus", original, data, cfg, seed=3).model
 
-    batches = (b for epoch in range(cfg.epochs) for b in data.batches(data.retain, cfg.batch_size, generator(3, "retain", epoch)))
-    assert_equals_plain_sgd_ce(out, original, cfg, batches)
+    ref = clone(original).eval()
+    opt = torch.optim.SGD(ref.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=0.0)
+    for epoch in range(cfg.epochs):
+        for x, y in data.batches(data.retain, cfg.batch_size, generator(3, "retain", epoch)):
+            loss = F.cross_entropy(ref(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for a, b in zip(out.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_neggrad_plus_runs_in_eval_mode_and_pulls_towards_the_original(tiny_original):
+    original, data = tiny_original
+    before = norm_buffers(original)
+    free = run_method("neggrad_plus", original, data, method_config("neggrad_plus", {"epochs": 2, "l2_pull": 0.0}), seed=0).model
+    after = norm_buffers(free)
+    assert before and all(torch.equal(before[k], after[k]) for k in before)  # batch norm never tracks
+
+    pulled = run_method("neggrad_plus", original, data, method_config("neggrad_plus", {"epochs": 2, "l2_pull": 20.0}), seed=0).model
+
+    def distance(model):
+        return sum(float(((p.detach() - q.detach()) ** 2).sum()) for p, q in zip(model.parameters(), original.parameters()))
+
+    assert 0 < distance(pulled) < distance(free)
 
 
 def test_scrub_runs_max_passes_only_in_the_first_msteps_epochs(tiny_original):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from unlearnkit.errors import InputError
 from unlearnkit.methods import method_config, run_method
 from unlearnkit.methods.base import clone, generator
 from unlearnkit.methods.boundary_shrink import fgsm
-from unlearnkit.methods.cf_k import last_blocks
+from unlearnkit.methods.cf_k import last_stages
 from unlearnkit.methods.fisher import diagonal_fisher
 from unlearnkit.methods.gan import confidences
 from unlearnkit.methods.ssd import concat, importances
@@ -21,10 +22,10 @@ from unlearnkit.models.base import model_parts, reset_parameters
 
 
 def block_keys(model: torch.nn.Module, k: int) -> set[str]:
-    """State-dict keys of the last k blocks of ``model``."""
+    """State-dict keys of the last k trunk stages of ``model`` and its classifier."""
     names = {id(m): n for n, m in model.named_modules()}
     keys = set()
-    for block in model_parts(model).blocks[-k:]:
+    for block in last_stages(model, k):
         prefix = names[id(block)]
         keys |= {f"{prefix}.{key}" for key in block.state_dict()}
     return keys
@@ -46,6 +47,26 @@ def test_ssd_dampens_exactly_where_forget_importance_dominates(tiny_original):
         torch.testing.assert_close(p1[selected], p0[selected] * factor[selected])
         assert (p1.abs() <= p0.abs()).all()
     assert selected_any, "the test should select some weights"
+
+
+@pytest.mark.parametrize("model_name", ["test_small_cnn", "test_mlp"])
+def test_ssd_importances_are_mean_squared_per_example_gradients_in_fp32(model_name, tiny_dataset, tiny_forget):
+    original, data = make_tiny(tiny_dataset, tiny_forget, model_name)
+    few = data.retain.subset(torch.arange(7))
+    model = copy.deepcopy(original).eval()
+    params = list(model.parameters())
+    expected = [torch.zeros_like(p) for p in params]
+    for i in range(len(few)):
+        loss = F.cross_entropy(model(few.inputs(slice(i, i + 1))), few.y[i : i + 1])
+        for e, g in zip(expected, torch.autograd.grad(loss, params)):
+            e.add_(g * g)
+    expected = [e / len(few) for e in expected]
+    bf16 = dataclasses.replace(data, runtime=dataclasses.replace(data.runtime, bf16=True))
+    # Per example, so independent of the batch size; fp32, so independent of the run's autocast.
+    for d, batch_size in ((data, 3), (data, 7), (bf16, 2)):
+        got = importances(clone(original), d, few, batch_size)
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-10)
 
 
 def test_ssd_buffers_untouched(tiny_original):
@@ -113,29 +134,34 @@ def test_boundary_shrink_frozen_norm_stats_keep_buffers(tiny_original):
         assert torch.equal(buffers[name], b)
 
 
-@pytest.mark.parametrize("model_name", ["test_small_cnn", "test_resnet18", "test_mlp"])
-@pytest.mark.parametrize("k", [1, 2])
-def test_cf_k_changes_only_the_last_k_blocks(model_name, k, tiny_dataset, tiny_forget):
+@pytest.mark.parametrize(
+    "model_name, k", [("test_small_cnn", 1), ("test_small_cnn", 2), ("test_resnet18", 1), ("test_resnet18", 2), ("test_mlp", 1)]
+)
+def test_cf_k_changes_only_the_last_k_stages_and_the_head(model_name, k, tiny_dataset, tiny_forget):
     original, data = make_tiny(tiny_dataset, tiny_forget, model_name)
     out = run_method("cf_k", original, data, method_config("cf_k", {"k": k, "epochs": 1}), seed=0).model
     trained = block_keys(original, k)
     before, after = original.state_dict(), out.state_dict()
     for key in before:
         if key not in trained:
-            assert torch.equal(before[key], after[key]), f"cf_k k={k} changed {key} outside the last k blocks"
+            assert torch.equal(before[key], after[key]), f"cf_k k={k} changed {key} outside the last k stages"
     names = {id(m): n for n, m in original.named_modules()}
-    head = f"{names[id(model_parts(original).classifier)]}.weight"
+    parts = model_parts(original)
+    head = f"{names[id(parts.classifier)]}.weight"
     assert not torch.equal(before[head], after[head]), "the classifier should have been trained"
+    # k = 1 is the last trunk stage with the head (as in the references), not the head alone.
+    stage = names[id(parts.blocks[-2])]
+    assert any(not torch.equal(before[key], after[key]) for key in before if key.startswith(f"{stage}."))
 
 
 @pytest.mark.parametrize("model_name", ["test_small_cnn", "test_resnet18"])
 @pytest.mark.parametrize("k", [1, 2])
-def test_eu_k_reinitialises_the_last_k_blocks(model_name, k, tiny_dataset, tiny_forget):
+def test_eu_k_reinitialises_the_last_k_stages_and_the_head(model_name, k, tiny_dataset, tiny_forget):
     original, data = make_tiny(tiny_dataset, tiny_forget, model_name)
     fresh = run_method("eu_k", original, data, method_config("eu_k", {"k": k, "epochs": 0}), seed=3).model
     expected = copy.deepcopy(original)
     reinit = generator(3, "reinit")
-    for block in last_blocks(expected, k):
+    for block in last_stages(expected, k):
         reset_parameters(block, reinit)
     assert all(torch.equal(a, b) for a, b in zip(expected.state_dict().values(), fresh.state_dict().values()))
     reset = block_keys(original, k)
@@ -144,15 +170,16 @@ def test_eu_k_reinitialises_the_last_k_blocks(model_name, k, tiny_dataset, tiny_
     trained = run_method("eu_k", original, data, method_config("eu_k", {"k": k, "epochs": 1}), seed=3).model
     for key, value in original.state_dict().items():
         if key not in reset:
-            assert torch.equal(value, trained.state_dict()[key]), f"eu_k changed {key} outside the last k blocks"
+            assert torch.equal(value, trained.state_dict()[key]), f"eu_k changed {key} outside the last k stages"
 
 
 def test_k_out_of_range_raises(tiny_original):
     original, data = tiny_original
-    blocks = len(model_parts(original).blocks)
-    for k in (0, blocks + 1):
-        with pytest.raises(InputError, match="k must be between 1"):
-            run_method("cf_k", original, data, method_config("cf_k", {"k": k, "epochs": 1}), seed=0)
+    stages = len(model_parts(original).blocks) - 1
+    for name in ("cf_k", "eu_k"):
+        for k in (0, stages + 1):
+            with pytest.raises(InputError, match="k must be between 1"):
+                run_method(name, original, data, method_config(name, {"k": k, "epochs": 1}), seed=0)
 
 
 def test_gan_confidences_are_sorted_and_label_free():
