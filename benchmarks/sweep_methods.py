@@ -32,7 +32,7 @@ F = {"track_forget_norm_stats": False}
 SWEEPS: dict[str, list[dict]] = {
     "neggrad": [{}, {"lr": 1e-4, **F}, {"lr": 5e-5, **F}, {"lr": 4e-5, **F}, {"lr": 3e-5, **F}],
     "neggrad_plus": [{}, {"alpha": 0.9}, {"alpha": 0.95}, {"alpha": 0.96}, {"alpha": 0.97}, {"alpha": 0.98}],
-    "scrub": [{}, {**F}, {"msteps": 1}, {"forget_batch_size": 64}, {"epochs": 5}],
+    "scrub": [{}, {"epochs": 4}, {"epochs": 5}, {"epochs": 7}, {"epochs": 10}, {"epochs": 5, "lr": 3e-4}, {"epochs": 8, "lr": 3e-4}],
     "bad_teacher": [{}, {"lr": 1e-3}, {"epochs": 3, "lr": 3e-4}, {"epochs": 3, "lr": 1e-3}, {"epochs": 5}, {"epochs": 10}],
     "ssd": [{}, {"alpha": 9.0}, {"alpha": 7.0}, {"alpha": 6.5}, {"alpha": 6.0}, {"alpha": 6.0, "dampening": 2.0},
             {"alpha": 5.5}, {"alpha": 5.0}, {"alpha": 2.0}],

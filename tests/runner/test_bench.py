@@ -38,6 +38,8 @@ def test_leaderboard_and_report(bench):
         assert 0 <= r["forget_quality"] <= 1 and 0 <= r["forget_quality_bounded"] <= 1
         assert r["seconds"] > 0 and r["time_ratio"] > 0 and r["diverged"] == []
         assert {"loss_mia", "svc_mia_efficacy", "ulira", "ulira_baseline"} <= set(r)
+        assert r["klom_forget"] >= 0 and r["klom_test"] >= 0 and r["klom_retain_probe"] >= 0
+        assert r["score_interval"] is None  # N = 8 is below the N the interval's coverage was measured at
     assert [r["score"] for r in board["rows"]] == sorted((r["score"] for r in board["rows"]), reverse=True)
     assert board["retrain_cost"]["measured_on"].startswith("32 retrains trained one at a time") is False
     assert "one at a time" in board["retrain_cost"]["measured_on"]

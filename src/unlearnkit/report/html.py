@@ -327,7 +327,7 @@ def leaderboard_cells(report: BenchReport) -> tuple[list[str], list[list[tuple[s
     ref_acc = report.rows[0].get("retrain_accuracy", {})
     headers = ["method", "score", "F" + cf, "F bounded" + cb, f"retain acc (retrain {ref_acc.get('retain', float('nan')):.3f})",
                f"test acc (retrain {ref_acc.get('test', float('nan')):.3f})", f"forget acc (retrain {ref_acc.get('forget', float('nan')):.3f})",
-               "U-LiRA", "loss MIA", "SVC MIA", "s / seed", "time × retrain", "peak memory (× retrain)", "over 20 %", "diverged seeds",
+               "score 95% CI", "KLoM forget", "KLoM test", "U-LiRA", "loss MIA", "SVC MIA", "s / seed", "time × retrain", "peak memory (× retrain)", "over 20 %", "diverged seeds",
                "stopped by budget"]
     rows = []
     for r in report.rows:
@@ -337,7 +337,10 @@ def leaderboard_cells(report: BenchReport) -> tuple[list[str], list[list[tuple[s
         diverged = r.get("diverged") or []
         rows.append([
             (r["method"], ""), _num(r["score"]), _num(r["forget_quality"]), _num(r["forget_quality_bounded"]),
-            _num(acc.get("retain")), _num(acc.get("test")), _num(acc.get("forget")), _num(r.get("ulira")),
+            _num(acc.get("retain")), _num(acc.get("test")), _num(acc.get("forget")),
+            (f"[{r['score_interval'][0]:.3f}, {r['score_interval'][1]:.3f}]", repr(float(r["score_interval"][0])))
+            if r.get("score_interval") else ("–", ""),
+            _num(r.get("klom_forget"), "{:.2f}"), _num(r.get("klom_test"), "{:.2f}"), _num(r.get("ulira")),
             _num(r.get("loss_mia")), _num(r.get("svc_mia_efficacy")), _num(r.get("seconds"), "{:.3g}"),
             _num(r.get("time_ratio"), "{:.1%}"),
             _num(mem_ratio, "{:.2f}×") if mem_ratio else ((f"{mem / 2**20:.0f} MiB", repr(float(mem))) if mem else ("–", "")),

@@ -22,7 +22,10 @@ COLUMNS = (
     ("x retrain", "time_ratio", "{:.1%}"),
     ("test acc", ("accuracy", "test"), "{:.3f}"),
     ("retain acc", ("accuracy", "retain"), "{:.3f}"),
+    ("score 95% CI", "score_interval", "[{:.3f}, {:.3f}]"),
     ("F bounded", "forget_quality_bounded", "{:.3f}"),
+    ("KLoM forget", "klom_forget", "{:.2f}"),
+    ("KLoM test", "klom_test", "{:.2f}"),
     ("U-LiRA", "ulira", "{:.3f}"),
     ("loss MIA", "loss_mia", "{:.3f}"),
     ("SVC MIA", "svc_mia_efficacy", "{:.3f}"),
@@ -36,7 +39,7 @@ def _cell(row: dict, key: Any, fmt: str) -> str:
     value = row[key[0]].get(key[1]) if isinstance(key, tuple) else row.get(key)
     if value is None:
         return "-"
-    text = fmt.format(value)
+    text = fmt.format(*value) if isinstance(value, (list, tuple)) else fmt.format(value)
     if key == "time_ratio" and row.get("over_time_limit"):
         text += " !"
     if key == "method" and row.get("diverged"):
@@ -96,7 +99,9 @@ def caption(board: dict) -> str:
     """How to read the leaderboard's columns."""
     return ("score = F x (retain acc / retrain's) x (test acc / retrain's); F = the competition's forgetting quality. "
             "'retrain (ceiling)' = independent retrains, a perfect unlearner. U-LiRA, loss MIA: 0.5 = chance. "
-            "x retrain: time of one run / one retrain's, '!' = over the competition's 20% limit.")
+            "x retrain: time of one run / one retrain's, '!' = over the competition's 20% limit. "
+            "score 95% CI: over new seeds of both sides (model subsampling; from N = 16). KLoM: 95th percentile of "
+            "the per-example binned KL between unlearned and retrained margins (0 = indistinguishable).")
 
 
 # -- report.md ----------------------------------------------------------------------------------------

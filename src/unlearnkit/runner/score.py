@@ -15,11 +15,17 @@ import torch
 import torch.nn.functional as F
 
 from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT
-from unlearnkit.metrics.forgetting import final_score, forgetting_quality, logit_scaled_confidence
+from unlearnkit.metrics.forgetting import ModelAccuracies, final_score, forgetting_quality, logit_scaled_confidence, score_intervals
+from unlearnkit.metrics.klom import klom, margins
 from unlearnkit.metrics.mia import loss_mia, svc_mia, ulira
 from unlearnkit.runner.store import BenchStore, load_run, run_meta
+from unlearnkit.runner.units import OUTPUT_SETS
 
 CEILING = "retrain (ceiling)"
+# Model subsamples behind each row's intervals (the metric is fast: 200 cost about a second a row).
+INTERVAL_SUBSAMPLES = 200
+# score_intervals' coverage was measured from N = 16 on; below it a row has no interval.
+MIN_INTERVAL_MODELS = 16
 
 
 def score_bench(job, setting, store: BenchStore) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
@@ -42,7 +48,10 @@ def score_bench(job, setting, store: BenchStore) -> tuple[dict[str, Any], dict[s
     ref_conf = np.stack([logit_scaled_confidence(r["forget_logits"], forget_y) for r in references])
     ref_acc = {k: _mean([run_meta(r)["accuracy"][k] for r in references]) for k in ("retain", "test", "forget")}
     retrain = retrain_cost(references + entries.get(CEILING, []), run_meta(original), setting)
-    scored = {name: _row(name, records, ref_conf, ref_acc, retrain, sets) for name, records in entries.items()}
+    ref_metas = [run_meta(r) for r in references]
+    ref_margins = {name: _margins(references, name, sets) for name in OUTPUT_SETS}
+    scored = {name: _row(name, records, ref_conf, ref_acc, retrain, sets, ref_metas, ref_margins)
+              for name, records in entries.items()}
     rows = sorted((row for row, _ in scored.values()), key=lambda r: -r["score"])
     per_example = {name: eps for name, (_, eps) in scored.items()}
     orig_meta = run_meta(original)
@@ -103,7 +112,14 @@ def _mean(values) -> float:
     return float(np.mean(values)) if len(values) else float("nan")
 
 
-def _row(name: str, records: list[dict], ref_conf: np.ndarray, ref_acc: dict, retrain: dict, sets) -> tuple[dict, dict]:
+def _margins(records: list[dict], name: str, sets) -> np.ndarray:
+    """``[N, E]`` margins of the models' logits on output set ``name`` (KLoM's statistic)."""
+    y = getattr(sets, name).y.cpu().numpy()
+    return np.stack([margins(r[f"{name}_logits"], y) for r in records])
+
+
+def _row(name: str, records: list[dict], ref_conf: np.ndarray, ref_acc: dict, retrain: dict, sets,
+         ref_metas: list[dict], ref_margins: dict[str, np.ndarray]) -> tuple[dict, dict]:
     forget_y = sets.forget.y.cpu().numpy()
     metas = [run_meta(r) for r in records]
     diverged = [{"seed_index": m["k"], "seed": m["seed"], "where": m["diverged"]} for m in metas if "diverged" in m]
@@ -142,6 +158,17 @@ def _row(name: str, records: list[dict], ref_conf: np.ndarray, ref_acc: dict, re
     }
     lira = ulira(conf, ref_conf, seed=0)
     row["ulira"], row["ulira_baseline"] = lira.accuracy, lira.baseline
+    per_model = ModelAccuracies(*(np.array([0.0 if "diverged" in m else m["accuracy"][k] for m in side])
+                                  for side in (metas, ref_metas) for k in ("retain", "test")))
+    row["forget_quality_interval"] = row["score_interval"] = None
+    if len(records) >= MIN_INTERVAL_MODELS:
+        intervals = score_intervals(conf, ref_conf, mode="compat", accuracies=per_model, n_subsamples=INTERVAL_SUBSAMPLES, seed=0)
+        row["forget_quality_interval"] = [intervals.forget_quality.low, intervals.forget_quality.high]
+        row["score_interval"] = [intervals.final_score.low, intervals.final_score.high]
+    healthy_records = [r for r, m in zip(records, metas) if "diverged" not in m]
+    for name in OUTPUT_SETS:
+        # KLoM over the healthy runs (a diverged model has no margins; the row says how many diverged).
+        row[f"klom_{name}"] = klom(_margins(healthy_records, name, sets), ref_margins[name]).p95 if len(healthy_records) > 1 else None
     if healthy is not None:
         row.update(_single_model_mias(healthy, sets))
     return row, {"compat": compat.epsilons, "bounded": bounded.epsilons}
