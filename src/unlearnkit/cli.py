@@ -162,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--retrained-key", help="array name inside an .npz with several arrays (official: retrained_confs)")
     q.add_argument("--mode", default="compat", choices=["compat", "exact", "bounded"])
     q.add_argument("--delta", type=float, default=1e-5)
-    q.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for a 95%% interval (0: none)")
+    q.add_argument("--intervals", type=int, default=0,
+                   help="model subsamples for a 95%% confidence interval for E[F] (0: none; needs N >= 16; 200 is a good number)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", help="write the result as JSON here")
     return p
@@ -333,7 +334,7 @@ def cmd_metric(args: argparse.Namespace, console: Console) -> None:
 
     run_metric_command(
         args.unlearned, args.retrained, mode=args.mode, delta=args.delta, json_out=args.json,
-        unlearned_key=args.unlearned_key, retrained_key=args.retrained_key, bootstrap=args.bootstrap,
+        unlearned_key=args.unlearned_key, retrained_key=args.retrained_key, intervals=args.intervals,
         seed=args.seed, console=console,
     )
 

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -17,12 +18,12 @@ from unlearnkit.metrics import forgetting as fq
 from unlearnkit.metrics import (
     EPSILON_CAP,
     ModelAccuracies,
-    bootstrap_intervals,
     epsilon_bins,
     epsilon_points,
     final_score,
     forgetting_quality,
     logit_scaled_confidence,
+    score_intervals,
 )
 
 DELTA = 1e-5
@@ -57,19 +58,33 @@ def ref_attacks_eps(tp, fp, n, bounded=False):
     return max(0.0, float(eps.max())) if eps.size else 0.0
 
 
-def ref_compat_example(pos, neg, bounded=False):
-    """One example, the spec's steps 2-5 on the competition grids (numpy float64 linspace)."""
+def ref_single_threshold(pos, neg, bounded=False, float64_grid=False):
+    """The single-threshold family's ε: the official grid is torch.linspace on float64 tensors."""
+    everything = np.concatenate([pos, neg])
+    m = int(np.ceil((everything.max() - everything.min()) * 100))
+    if float64_grid:  # not the official grid: only to show where the float32 one matters
+        thresholds = np.linspace(everything.min(), everything.max(), m)
+    else:
+        thresholds = torch.linspace(torch.tensor(everything.min()), torch.tensor(everything.max()), m)
+        assert thresholds.dtype == torch.float32
+        thresholds = thresholds.numpy()
+    tp = (pos[:, None] >= thresholds).sum(0)
+    fp = (neg[:, None] >= thresholds).sum(0)
+    return ref_attacks_eps(tp, fp, len(pos), bounded)
+
+
+def ref_compat_example(pos, neg, bounded=False, float64_grid=False):
+    """One example, the spec's steps 2-5 on the competition grids, built as the official code does.
+
+    The single-threshold grid is ``torch.linspace`` on float64 tensors, which returns float32; the
+    interval family's grids are numpy float64 linspaces.
+    """
     n = len(pos)
     rp, rn = np.ptp(pos), np.ptp(neg)
     largest, smallest = max(rp, rn), min(rp, rn)
     if largest > 0 and smallest / largest < 0.01:
         return EPSILON_CAP, "peaky"
-    everything = np.concatenate([pos, neg])
-    m = int(np.ceil((everything.max() - everything.min()) * 100))
-    thresholds = np.linspace(everything.min(), everything.max(), m)
-    tp = (pos[:, None] >= thresholds).sum(0)
-    fp = (neg[:, None] >= thresholds).sum(0)
-    e_single = ref_attacks_eps(tp, fp, n, bounded)
+    e_single = ref_single_threshold(pos, neg, bounded, float64_grid)
     p, q = (neg, pos) if rp >= rn else (pos, neg)
     w = smallest
     lo, hi = p.min() + w - 2.0, p.max() + 2.0
@@ -83,10 +98,10 @@ def ref_compat_example(pos, neg, bounded=False):
     return eps, winner
 
 
-def ref_grid(u, r, bounded=False):
+def ref_grid(u, r, bounded=False, float64_grid=False):
     r_positive = np.median(r, 0) > np.median(u, 0)
     pos, neg = np.where(r_positive, r, u), np.where(r_positive, u, r)
-    out = [ref_compat_example(pos[:, i], neg[:, i], bounded) for i in range(u.shape[1])]
+    out = [ref_compat_example(pos[:, i], neg[:, i], bounded, float64_grid) for i in range(u.shape[1])]
     return np.array([o[0] for o in out]), [o[1] for o in out]
 
 
@@ -146,6 +161,69 @@ def test_compat_equals_reference_exactly():
         n_right |= set(np.ceil(((peaky.max(0) + 2.0) - ((peaky.min(0) + w) - 2.0)) * 100).astype(int))
     # Both lattice shapes of the interval grid (400 and 401 right thresholds) were exercised.
     assert {400, 401} <= n_right
+
+
+def grid_aligned_cases(seed: int, count: int):
+    """Statistics that sit exactly on points of a float64 linspace from their min to their max.
+
+    The official single-threshold grid holds the float32 neighbours of those points (up to ~1e-6
+    away), so a value can fall just below "its" threshold, and a cut between values on adjacent
+    points can be lost or gained: the values crowd into a window of a few grid steps to make that
+    common. One value per side sits at an end, so the grid spans exactly the values.
+    """
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        n, e = int(rng.integers(8, 11)), 4
+        lo = rng.integers(-400, 400, e) / 10
+        hi = lo + rng.integers(2, 7, e)
+        u, r = np.empty((n, e)), np.empty((n, e))
+        for j in range(e):
+            grid = np.linspace(lo[j], hi[j], int(np.ceil((hi[j] - lo[j]) * 100)))
+            m = len(grid)
+            mid = int(rng.integers(m // 4, m // 2))
+            idx = np.concatenate([rng.integers(mid, mid + 3 * n, n), rng.integers(mid + n, mid + 4 * n, n)])
+            idx[rng.integers(0, n)], idx[n + rng.integers(0, n)] = 0, m - 1
+            u[:, j], r[:, j] = grid[idx[:n]], grid[idx[n:]]
+        yield u, r
+
+
+def test_compat_uses_the_official_float32_threshold_grid():
+    for u, r in grid_aligned_cases(seed=5, count=6):
+        expected, winners = ref_grid(u, r)
+        result = forgetting_quality(u, r, mode="compat")
+        np.testing.assert_array_equal(result.epsilons, expected)
+        assert list(result.winner_names()) == winners
+        bounded = forgetting_quality(u, r, mode="bounded").epsilons
+        np.testing.assert_array_equal(bounded, ref_grid(u, r, bounded=True)[0])
+    # The threshold family alone (the interval family often wins, hiding it): the kernel against
+    # the literal loop, on enough cases that the float32 and float64 grids do disagree.
+    differs = 0
+    for u, r in grid_aligned_cases(seed=6, count=40):
+        n = u.shape[0]
+        rank, values = fq._rank_table(n, DELTA, False)
+        r_positive = np.median(r, 0) > np.median(u, 0)
+        best = fq._compat_threshold(fq._Chunk.build(u, r), torch.from_numpy(~r_positive), rank)
+        got = np.minimum(values[fq._ranks_to_int(best)], EPSILON_CAP)
+        pos, neg = np.where(r_positive, r, u), np.where(r_positive, u, r)
+        for j in range(u.shape[1]):
+            official = min(ref_single_threshold(pos[:, j], neg[:, j]), EPSILON_CAP)
+            assert got[j] == official
+            float64_grid = ref_single_threshold(pos[:, j], neg[:, j], float64_grid=True)
+            differs += official != min(float64_grid, EPSILON_CAP)
+    assert differs > 0
+
+
+def test_grid_aligned_case_official_ln6_not_ln7():
+    # N = 8 on a float64 grid from 18.4 to 23.4 (500 points). The official float32 grid gives
+    # ε = ln 6 (rates 2/8 and 1/8); a float64 grid would find a threshold worth ln 7.
+    grid = np.linspace(18.4, 23.4, 500)
+    u = grid[[0, 150, 246, 24, 273, 75, 36, 37]][:, None]
+    r = grid[[246, 359, 247, 321, 281, 416, 423, 499]][:, None]
+    official = math.log(1 - DELTA - 2 / 8) - math.log(1 / 8)
+    assert forgetting_quality(u, r, mode="compat").epsilons[0] == pytest.approx(official, rel=1e-12)
+    assert ref_grid(u, r)[0][0] == pytest.approx(official, rel=1e-12)
+    float64_grid = math.log(1 - DELTA - 1 / 8) - math.log(1 / 8)
+    assert ref_grid(u, r, float64_grid=True)[0][0] == pytest.approx(float64_grid, rel=1e-12)
 
 
 def test_bounded_equals_reference_exactly():
@@ -348,7 +426,7 @@ def test_bounded_penalizes_a_one_sd_shift_at_n_512():
 
 
 # --------------------------------------------------------------------------------------------------
-# Result object, statistic, final score, bootstrap
+# Result object, statistic, final score, intervals
 
 
 def test_result_histogram_and_dict():
@@ -424,24 +502,74 @@ def test_final_score():
         final_score(0.5, 0.9, 0.8, 0.0, 0.8)
 
 
-def test_bootstrap_is_seeded_and_replicates_do_not_depend_on_n_boot():
+def test_score_intervals_are_seeded_and_subsamples_do_not_depend_on_their_number():
     rng = np.random.default_rng(3)
-    u, r = rng.normal(size=(12, 8)), rng.normal(size=(12, 8)) + 0.5
-    acc = ModelAccuracies(*(rng.uniform(0.7, 0.9, 12) for _ in range(4)))
-    a = bootstrap_intervals(u, r, mode="exact", n_boot=6, seed=4, accuracies=acc)
-    b = bootstrap_intervals(u, r, mode="exact", n_boot=6, seed=4, accuracies=acc)
-    assert a == b
-    assert a.forget_quality.estimate == forgetting_quality(u, r, mode="exact").forget_quality
-    assert a.forget_quality.low <= a.forget_quality.replicate_mean <= a.forget_quality.high
-    assert a.final_score is not None
-    # Replicate 0 is the same whatever n_boot: with one replicate the interval is that value.
-    first = bootstrap_intervals(u, r, mode="exact", n_boot=1, seed=4).forget_quality
-    two = bootstrap_intervals(u, r, mode="exact", n_boot=2, seed=4).forget_quality
-    assert first.low == first.high == first.replicate_mean
-    second = 2 * two.replicate_mean - first.low
-    assert two.low == pytest.approx(np.percentile([first.low, second], 2.5))
-    assert bootstrap_intervals(u, r, mode="exact", n_boot=6, seed=5) != a
-    with pytest.raises(InputError):
-        bootstrap_intervals(u, r, n_boot=0)
+    u, r = rng.normal(size=(16, 8)), rng.normal(size=(16, 8)) + 0.5
+    acc = ModelAccuracies(*(rng.uniform(0.7, 0.9, 16) for _ in range(4)))
+    a = score_intervals(u, r, mode="exact", n_subsamples=6, seed=4, accuracies=acc)
+    assert a == score_intervals(u, r, mode="exact", n_subsamples=6, seed=4, accuracies=acc)
+    assert a != score_intervals(u, r, mode="exact", n_subsamples=6, seed=5, accuracies=acc)
+    fq_ = a.forget_quality
+    assert fq_.estimate == forgetting_quality(u, r, mode="exact").forget_quality
+    assert fq_.low <= fq_.estimate <= fq_.high and fq_.standard_error > 0
+    s0 = final_score(fq_.estimate, *vars(acc).values())
+    assert a.final_score is not None and a.final_score.estimate == pytest.approx(s0)
+    assert a.final_score.low <= s0 <= a.final_score.high
+    assert (a.n_models, a.subsample_size, a.n_subsamples) == (16, 10, 6)
+    assert json.loads(json.dumps(a.to_dict()))["forget_quality"]["estimate"] == fq_.estimate
+    # Subsample b keeps m = 10 distinct models per side (d = 6 deleted), drawn from a generator
+    # seeded by (4, b) alone, scored with N = 16's bins; SE = sqrt(m / d) * their F's spread.
+    subsample_f = []
+    for b in range(3):
+        g = np.random.default_rng([4, b])
+        pu, pr = g.permutation(16)[:10], g.permutation(16)[:10]
+        subsample_f.append(epsilon_points(fq._epsilons(u[pu], r[pr], "exact", DELTA)[0], 16).mean())
+    few = score_intervals(u, r, mode="exact", n_subsamples=3, seed=4)
+    assert few.final_score is None
+    se = math.sqrt(10 / 6) * np.std(subsample_f, ddof=1)
+    assert few.forget_quality.standard_error == pytest.approx(se, rel=1e-12)
+    z = stats.norm.ppf(0.975)
+    high = min(1.0, fq_.estimate + z * few.forget_quality.standard_error)
+    assert few.forget_quality.high == pytest.approx(high)
+
+
+def test_score_intervals_bad_input():
+    rng = np.random.default_rng(1)
+    u, r = rng.normal(size=(16, 4)), rng.normal(size=(16, 4))
+    with pytest.raises(InputError, match="N >= 16"):
+        score_intervals(u[:12], r[:12])
+    with pytest.raises(InputError, match="n_subsamples"):
+        score_intervals(u, r, n_subsamples=1)
+    with pytest.raises(InputError, match="confidence"):
+        score_intervals(u, r, confidence=1.0)
     with pytest.raises(InputError, match="shape"):
-        bootstrap_intervals(u, r, n_boot=2, accuracies=ModelAccuracies(*([0.8] * 4)))
+        score_intervals(u, r, n_subsamples=2, accuracies=ModelAccuracies(*([0.8] * 4)))
+    with pytest.raises(InputError, match="mode"):
+        score_intervals(u, r, mode="fast")
+
+
+def _gaussian_statistics(rng, n, e, shift, loc, scale):
+    """``[N, E]`` unlearned and retrained statistics: per-example Gaussians, unlearned shifted."""
+    retrained = loc + scale * rng.normal(size=(n, e))
+    unlearned = loc + scale * (shift + rng.normal(size=(n, e)))
+    return unlearned, retrained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shift", [0.0, 0.5])
+def test_score_intervals_cover_the_expected_score(shift):
+    # The target is E[F_N]: estimated by Monte Carlo over 300 independent datasets drawn from the
+    # known distributions, then 40 more independent datasets each get a nominal 95 % interval.
+    n, e, mode = 16, 30, "compat"
+    rng = np.random.default_rng([17, int(10 * shift)])
+    loc, scale = rng.uniform(-4, 8, e), rng.uniform(0.5, 3, e)
+    k = 300
+    u, r = _gaussian_statistics(rng, n, e * k, shift, np.tile(loc, k), np.tile(scale, k))
+    eps, _ = fq._epsilons(u, r, mode, DELTA)
+    truth = epsilon_points(eps, n).reshape(k, e).mean(axis=1).mean()
+    draws, hits = 40, 0
+    for d in range(draws):
+        u, r = _gaussian_statistics(rng, n, e, shift, loc, scale)
+        fq_interval = score_intervals(u, r, mode=mode, n_subsamples=30, seed=d).forget_quality
+        hits += fq_interval.low <= truth <= fq_interval.high
+    assert hits / draws >= 0.85, (hits, draws, truth)  # measured: 39 / 40 and 40 / 40

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from unlearnkit.errors import InputError
 from unlearnkit.metrics import SVC_FEATURES, loss_mia, mia_features, svc_mia, ulira
@@ -61,12 +62,36 @@ def test_mia_features():
     np.testing.assert_array_equal(feats["correctness"][:, 0], [1.0, 0.0])
     np.testing.assert_allclose(feats["confidence"][:, 0], [0.7, 0.1])
     np.testing.assert_allclose(feats["entropy"][0, 0], -(0.7 * np.log(0.7) + 0.2 * np.log(0.2) + 0.1 * np.log(0.1)))
-    # As the papers' reference code: the entropy with p_y replaced by 1 - p_y.
-    m0 = -(0.3 * np.log(0.3) + 0.2 * np.log(0.2) + 0.1 * np.log(0.1))
-    np.testing.assert_allclose(feats["m_entropy"][0, 0], m0)
+    # As the papers' reference code: weights 1 - p_j on every class among the labels (here only
+    # class 0, for both rows), p_j elsewhere, all times log p_j.
+    m = [-(0.3 * np.log(0.7) + 0.2 * np.log(0.2) + 0.1 * np.log(0.1)),
+         -(0.9 * np.log(0.1) + 0.1 * np.log(0.1) + 0.8 * np.log(0.8))]
+    np.testing.assert_allclose(feats["m_entropy"][:, 0], m)
+    # Every class present: -sum_j (1 - p_j) log p_j, whatever the row's own label.
+    every = mia_features(np.vstack([probs, probs[:1]]), np.array([0, 1, 2]))["m_entropy"][:, 0]
+    np.testing.assert_allclose(every[[0, 2]], -(0.3 * np.log(0.7) + 0.8 * np.log(0.2) + 0.9 * np.log(0.1)))
     assert set(feats) == set(SVC_FEATURES)
     with pytest.raises(InputError):
         mia_features(np.array([[0.5, 0.6]]), np.array([0]))  # rows must sum to 1
+
+
+def test_m_entropy_matches_the_reference_indexing():
+    # The reference, step by step on torch tensors: its "log(1 - p)" is log p again, and it
+    # indexes whole columns with the label vector.
+    rng = np.random.default_rng(4)
+    probs, labels = softmax_outputs(rng, 50, 1.0, classes=6)
+    labels = labels % 4  # classes 4 and 5 never occur as labels
+    probs[0, 5] = 0.0
+    probs[0] /= probs[0].sum()
+    p, y = torch.from_numpy(probs), torch.from_numpy(labels)
+    log_prob = torch.where(p > 0, p.log(), torch.tensor(1e-30, dtype=p.dtype).log())
+    log_reverse_prob = torch.where(p > 0, p.log(), torch.tensor(1e-30, dtype=p.dtype).log())
+    modified_probs = p.clone()
+    modified_probs[:, y] = (1 - p)[:, y]
+    modified_log_probs = log_reverse_prob.clone()
+    modified_log_probs[:, y] = log_prob[:, y]
+    reference = -(modified_probs * modified_log_probs).sum(dim=-1).numpy()
+    np.testing.assert_allclose(mia_features(probs, labels)["m_entropy"][:, 0], reference, rtol=1e-12)
 
 
 def test_svc_mia_is_at_chance_on_identical_distributions():

@@ -1,4 +1,4 @@
-"""Measuring whether unlearning worked: the (ε, δ) forgetting-quality score and membership inference."""
+"""Measuring whether unlearning worked: the (ε, δ) forgetting-quality score, KLoM, membership inference."""
 
 from unlearnkit.metrics.files import load_statistics
 from unlearnkit.metrics.files import run_metric_command
@@ -7,18 +7,21 @@ from unlearnkit.metrics.forgetting import EPSILON_CAP
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.metrics.forgetting import MODES
 from unlearnkit.metrics.forgetting import WINNER_NAMES
-from unlearnkit.metrics.forgetting import BootstrapIntervals
 from unlearnkit.metrics.forgetting import EpsilonBin
 from unlearnkit.metrics.forgetting import ForgettingQualityResult
 from unlearnkit.metrics.forgetting import Interval
 from unlearnkit.metrics.forgetting import ModelAccuracies
-from unlearnkit.metrics.forgetting import bootstrap_intervals
+from unlearnkit.metrics.forgetting import ScoreIntervals
 from unlearnkit.metrics.forgetting import epsilon_bins
 from unlearnkit.metrics.forgetting import epsilon_points
 from unlearnkit.metrics.forgetting import epsilon_table
 from unlearnkit.metrics.forgetting import final_score
 from unlearnkit.metrics.forgetting import forgetting_quality
 from unlearnkit.metrics.forgetting import logit_scaled_confidence
+from unlearnkit.metrics.forgetting import score_intervals
+from unlearnkit.metrics.klom import KLoMResult
+from unlearnkit.metrics.klom import klom
+from unlearnkit.metrics.klom import margins
 from unlearnkit.metrics.mia import SVC_FEATURES
 from unlearnkit.metrics.mia import LossMIAResult
 from unlearnkit.metrics.mia import SVCMIAResult

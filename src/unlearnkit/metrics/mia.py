@@ -6,14 +6,16 @@ Three attacks, from weakest to strongest, each with a stated chance level:
   forget set (members, label 1) against test set (non-members, label 0), balanced, stratified k-fold
   cross-validated accuracy. Chance = 0.5; 0.5 is also what a perfect unlearner aims for.
 - :func:`svc_mia`: "MIA-efficacy" of the l1-sparse and SalUn papers. SVCs trained on retain (members)
-  against test (non-members), one per feature (correctness, confidence, entropy, modified entropy,
-  the probability vector); the score is the rate at which forget examples are predicted
-  non-members. Its chance level is the same rate on held-out test examples, reported alongside
-  (not 0.5: an SVC fitted to indistinguishable classes is biased in an arbitrary direction).
+  against test (non-members), one per feature (correctness, confidence, entropy, the reference
+  code's "modified entropy" (see :func:`mia_features`), the probability vector); the score is the
+  rate at which forget examples are predicted non-members. Its chance level is the same rate on
+  held-out test examples, reported alongside (not 0.5: an SVC fitted to indistinguishable classes
+  is biased in an arbitrary direction).
 - :func:`ulira`: a per-example likelihood-ratio attack in the spirit of U-LiRA (Hayes et al. 2024):
-  Gaussians fitted to each example's statistic under unlearned and under retrained models, on half
-  of the seeds, classify the other half. Mean balanced accuracy over examples; chance = 0.5, and
-  the same attack run retrained-vs-retrained is reported as its empirical chance baseline.
+  Gaussians fitted to each example's statistic under unlearned and under retrained models, on a
+  quarter of the seeds, classify another quarter (no shadow-model pool, unlike the paper). Mean
+  balanced accuracy over examples; chance = 0.5, and the same attack run retrained-vs-retrained
+  is reported as its empirical chance baseline.
 """
 
 from __future__ import annotations
@@ -109,11 +111,20 @@ def mia_features(probs, labels) -> dict[str, np.ndarray]:
 
     Returns a dict with ``correctness`` (argmax == label, 0/1), ``confidence`` (p of the label),
     ``entropy`` (of the probability vector), ``m_entropy`` and ``prob`` (the vector itself), each
-    with one row per example. ``m_entropy`` is what the papers' reference code computes, the
-    entropy with p_y replaced by 1 - p_y: ``-(1 - p_y) log(1 - p_y) - sum_{j != y} p_j log p_j``.
-    That is not quite Song & Mittal's modified entropy
-    (``-(1 - p_y) log p_y - sum_{j != y} p_j log(1 - p_j)``), but the published MIA-efficacy
-    numbers come from the code. ``0 * log 0`` counts as 0; logs are floored at ``log(1e-30)``.
+    with one row per example. ``0 * log 0`` counts as 0 in ``entropy``; logs are floored at
+    ``log(1e-30)`` where p = 0, as in the reference.
+
+    ``m_entropy`` is what the reference code of the l1-sparse and SalUn papers
+    (``evaluation/SVC_MIA.py``) computes, which is not Song & Mittal's modified entropy
+    ``-(1 - p_y) log p_y - sum_{j != y} p_j log(1 - p_j)``. The reference's "log(1 - p)" is a
+    second copy of ``log p``, and it indexes ``p[:, labels]``, which replaces whole columns (every
+    class that occurs among the labels of the call, for every row) rather than each row's label.
+    So, with L the set of classes occurring in ``labels``:
+    ``m_entropy = -sum_{j in L} (1 - p_j) log p_j - sum_{j not in L} p_j log p_j``. It is not a
+    per-example quantity: a row's value depends on the other rows' labels, and for a set holding
+    every class it is ``-sum_j (1 - p_j) log p_j``, whatever the row's label. As in the reference,
+    :func:`svc_mia` computes it once per set (retain, test, forget). Only ``confidence`` enters the
+    published MIA-efficacy; the other features are reported alongside.
     """
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels)
@@ -129,16 +140,15 @@ def mia_features(probs, labels) -> dict[str, np.ndarray]:
     floor = math.log(1e-30)
     with np.errstate(divide="ignore"):
         log_p = np.where(p > 0, np.log(p), floor)
-        log_q = np.where(p < 1, np.log1p(-p), floor)
     entropy = -np.where(p > 0, p * log_p, 0.0).sum(axis=1)
-    swapped_p, swapped_log = p.copy(), log_p.copy()
-    swapped_p[rows, y] = 1 - p[rows, y]
-    swapped_log[rows, y] = log_q[rows, y]
+    in_labels = np.zeros(p.shape[1], dtype=bool)
+    in_labels[y] = True
+    weights = np.where(in_labels, 1.0 - p, p)
     return {
         "correctness": (p.argmax(axis=1) == y).astype(np.float64)[:, None],
         "confidence": p[rows, y][:, None],
         "entropy": entropy[:, None],
-        "m_entropy": -(swapped_p * swapped_log).sum(axis=1)[:, None],
+        "m_entropy": -(weights * log_p).sum(axis=1)[:, None],
         "prob": p,
     }
 
@@ -305,7 +315,18 @@ def ulira(unlearned, retrained, *, seed: int = 0) -> ULiRAResult:
     (each half of the unlearned models in turn, averaged); the baseline tells retrained half B from
     half A, so both attacks see the same numbers of models and the baseline shows the spread of
     "no difference" at this N. Each attack fits per-example Gaussians on half of each side's models
-    and classifies the other half, then swaps (two-fold).
+    and classifies the other half, then swaps (two-fold): every Gaussian is fitted on N // 4
+    models (two at N = 8) and classifies another N // 4 per side.
+
+    How this differs from Hayes et al.'s U-LiRA: they train a pool of shadow models on random forget
+    sets, so that each example was unlearned in some shadow models and never seen by others, fit the
+    two Gaussians of each example on those shadow models, and attack separate target models. Here
+    there is no shadow pool: the N unlearned and N retrained models of one forget set, which a
+    benchmark has anyway, play both roles by cross-fitting, so each Gaussian rests on N / 4 models
+    instead of a large pool, and fitting and attacked models come from the same run. The means and
+    variances are noisy at small N, which makes this attack weaker than U-LiRA at the same N and
+    its accuracies not comparable with the paper's; compare ``accuracy`` with ``baseline``
+    (the same attack at the same N where there is nothing to find), not with 0.5 alone.
 
     Args:
         unlearned: ``[N, E]`` per-example statistic (e.g. logit-scaled confidence) under N unlearned
