@@ -32,7 +32,7 @@ EXAMPLES = {
   unlearnkit unlearn --method neggrad_plus --checkpoint CKPT --dataset synthetic --forget random:0.1 \\
       --set method.lr=0.005 --set method.epochs=3 --out runs/ngp""",
     "bench": """examples:
-  # the main job on the built-in dataset: 7 methods x 16 seeds against 16 retrains (+ 16 for the ceiling)
+  # the main job on the built-in dataset: 6 methods x 16 seeds against 16 retrains (+ 16 for the ceiling)
   unlearnkit bench
   unlearnkit bench --methods finetune,scrub,fanchuan --seeds 32 --forget identity_skewed:0.05 --out runs/b32
   # method settings: --set method.NAME.FIELD=VALUE; cap every method at 20% of a retrain's steps
@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     data_args(q, "the forget set (default identity_skewed:0.02: 2%% of the people, mostly the youngest)", out_required=False)
     q.set_defaults(forget="identity_skewed:0.02", seeds="16", out="runs/bench")
     q.add_argument("--model", default="small_cnn", help="registered model name")
-    q.add_argument("--methods", help="comma-separated method names (default: the competition's top 3 and 4 baselines)")
+    q.add_argument("--methods", help="comma-separated method names (default: the competition's top 3, salun, orthogonal_surgery, finetune)")
     q.add_argument("--preset", default="auto", help="method presets: auto (the dataset/model's), or none")
     q.add_argument("--no-ceiling", action="store_true", help="skip the second set of retrains that scores a perfect unlearner")
     q.add_argument("--budget", type=float, help="cap each method run at this fraction of one retrain's optimizer steps (e.g. 0.2)")
