@@ -17,7 +17,7 @@ _EXPORTS = {
     "unlearnkit.engine.checkpoint": ("load_checkpoint", "save_checkpoint"),
     "unlearnkit.engine.train": ("TrainConfig", "default_recipe", "train_model"),
     "unlearnkit.errors": ("InputError",),
-    "unlearnkit.methods": ("METHODS", "UnlearnData", "make_unlearn_data", "method_config", "run_method"),
+    "unlearnkit.methods": ("METHODS", "UnlearnData", "method_config", "run_method"),
     "unlearnkit.metrics": ("final_score", "forgetting_quality", "klom", "logit_scaled_confidence", "loss_mia", "margins",
                            "score_intervals", "svc_mia", "ulira"),
     "unlearnkit.models": ("MODELS", "ModelSpec", "build_model"),

@@ -193,3 +193,12 @@ def test_bad_bench_input_exits_2(tmp_path, capsys, extra, message):
     assert main(["bench", *TINY, *extra, "--out", str(out), "--cache-dir", str(tmp_path / "c")]) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.npz"))
+
+
+def test_a_folder_resumed_with_another_cache_fills_that_cache(tmp_path):
+    base = ["bench", *[a for a in TINY if a not in ("--workers", "1")], "--methods", "finetune", "--seeds", "8",
+            "--out", str(tmp_path / "out"), "--set", "method.finetune.epochs=1", "--workers", "2"]
+    assert main([*base, "--cache-dir", str(tmp_path / "a")]) == 0
+    assert main([*base, "--cache-dir", str(tmp_path / "b")]) == 0
+    assert len(list((tmp_path / "b" / "references").glob("*/seed_*.npz"))) == 16
+    assert json.loads((tmp_path / "out" / "bench.json").read_text())["cache"] == str(tmp_path / "b")

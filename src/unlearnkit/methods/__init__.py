@@ -12,7 +12,6 @@ from unlearnkit.methods.base import (
     UnlearnData,
     UnlearnResult,
     clone,
-    make_unlearn_data,
     method_config,
     run_method,
 )

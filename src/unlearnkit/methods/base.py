@@ -18,9 +18,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from unlearnkit.config import from_dict, to_dict
 from unlearnkit.engine.seeding import derive_seed, torch_generator
-from unlearnkit.data.base import ImageDataset
-from unlearnkit.data.splits import ForgetSet, retain_indices
-from unlearnkit.engine.tensors import TensorSet, class_weights, tensor_set, train_stats
+from unlearnkit.engine.tensors import TensorSet, class_weights
 from unlearnkit.engine.train import Runtime, TrainConfig
 from unlearnkit.errors import InputError
 from unlearnkit.metrics.efficiency import Cost, measure
@@ -67,21 +65,6 @@ class UnlearnData:
         return UnlearnData(
             self.retain.to(device), self.forget.to(device), self.val.to(device), self.spec, self.train_config, self.runtime
         )
-
-
-def make_unlearn_data(
-    ds: ImageDataset, forget: ForgetSet, spec: ModelSpec, train_config: TrainConfig, runtime: Runtime
-) -> UnlearnData:
-    """Retain, forget and validation tensors of ``ds`` for ``forget``, normalised like training was."""
-    stats = train_stats(ds)
-    return UnlearnData(
-        retain=tensor_set(ds, retain_indices(ds, forget), stats=stats),
-        forget=tensor_set(ds, forget.indices, stats=stats),
-        val=tensor_set(ds, ds.indices("val"), stats=stats),
-        spec=spec,
-        train_config=train_config,
-        runtime=runtime,
-    ).to(runtime.device)
 
 
 def generator(seed: int, *purpose: str | int) -> torch.Generator:

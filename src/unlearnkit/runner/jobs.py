@@ -22,7 +22,7 @@ from unlearnkit.metrics.efficiency import cost_ratios, retrain_steps
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
 from unlearnkit.runner.store import RESULTS_VERSION, BenchStore, write_record_once
-from unlearnkit.runner.units import Unit, model_seed
+from unlearnkit.runner.units import Unit, budget_steps, model_seed
 
 # What `unlearnkit bench` runs when no --methods are given: the competition's top three, the
 # strongest literature baseline on the built-in set (salun), the proposal's own orthogonal surgery,
@@ -135,8 +135,6 @@ def checkpoint_for_setting(path: str, setting) -> tuple[Any, dict]:
 
 def run_unlearn(job: UnlearnJob, *, log: Callable[[str], None] = print) -> list[Path]:
     """Unlearn the forget set from the checkpoint with every seed not already on disk."""
-    from unlearnkit.runner.units import budget_steps
-
     setting = resolve_setting(job.setting)
     data = setting.unlearn_data
     original, info = checkpoint_for_setting(job.checkpoint, setting)
@@ -311,7 +309,8 @@ def prepare_bench(job: BenchJob) -> tuple[BenchStore, list[Unit]]:
         "reference_key": store.reference_key, "summary": setting.summary(), "provenance": provenance(),
     }
     identity = ("setting", "seeds", "ceiling", "budget", "results_version", "dataset_fingerprint", "forget_fingerprint")
-    write_record_once(store.out / "bench.json", record, identity, f"bench folder {store.out}")
+    # Rewritten on every run: it says where this run's cache is (a folder may move between caches).
+    write_record_once(store.out / "bench.json", record, identity, f"bench folder {store.out}", update=True)
     for name in job.methods:
         write_record_once(store.method_dir(name) / "config.json",
                           {"method": name, "config": to_dict(job.method_configs[name]), "preset": job.method_presets.get(name)},

@@ -137,6 +137,7 @@ def _row(name: str, records: list[dict], ref_conf: np.ndarray, ref_acc: dict, re
     seconds = _mean([m["seconds"] for m in metas])
     steps = _mean([m.get("steps", 0) for m in metas])
     healthy = next((r for r, m in zip(records, metas) if "diverged" not in m), None)
+    peak = max((m.get("peak_memory_bytes") or 0) for m in metas) or None
     row = {
         "method": name,
         "forget_quality": compat.forget_quality,
@@ -151,9 +152,8 @@ def _row(name: str, records: list[dict], ref_conf: np.ndarray, ref_acc: dict, re
         "step_ratio": steps / retrain["steps"] if retrain["steps"] else None,
         "over_time_limit": bool(name != CEILING and retrain["seconds"] and seconds > COMPETITION_TIME_LIMIT * retrain["seconds"]),
         "stopped_by_budget": int(sum(bool(m.get("stopped_by_budget")) for m in metas)),
-        "peak_memory_bytes": max((m.get("peak_memory_bytes") or 0) for m in metas) or None,
-        "memory_ratio": (max((m.get("peak_memory_bytes") or 0) for m in metas) / retrain["peak_memory_bytes"]
-                         if retrain.get("peak_memory_bytes") else None),
+        "peak_memory_bytes": peak,
+        "memory_ratio": peak / retrain["peak_memory_bytes"] if peak and retrain.get("peak_memory_bytes") else None,
         "diverged": diverged,
         "ulira": None, "ulira_baseline": None, "loss_mia": None, "svc_mia_efficacy": None,
     }

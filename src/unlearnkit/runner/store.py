@@ -133,7 +133,8 @@ def read_bench_record(out: str | Path) -> dict[str, Any]:
     return record
 
 
-def write_record_once(path: Path, record: dict[str, Any], identity: tuple[str, ...], what: str) -> None:
+def write_record_once(path: Path, record: dict[str, Any], identity: tuple[str, ...], what: str, *,
+                      update: bool = False) -> None:
     """Write ``record`` to ``path`` unless it holds the same run; refuse a different one.
 
     Args:
@@ -141,6 +142,7 @@ def write_record_once(path: Path, record: dict[str, Any], identity: tuple[str, .
         record: What to write.
         identity: The keys whose values must match an existing record's.
         what: Names the folder in the error, e.g. "bench folder runs/b".
+        update: Rewrite a matching record (its other fields: where the cache is, provenance).
     """
     if path.is_file():
         try:
@@ -153,7 +155,8 @@ def write_record_once(path: Path, record: dict[str, Any], identity: tuple[str, .
             raise InputError(
                 f"{what} holds a different run ({path}: {', '.join(differs)} differ); "
                 "resume with the same settings or use a new --out")
-        return
+        if not update:
+            return
     write_json(path, record)
 
 

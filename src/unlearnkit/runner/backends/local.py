@@ -53,12 +53,12 @@ def _die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _worker_unit(job_record: dict, unit_record: dict) -> dict:
+def _worker_unit(job_record: dict, store: BenchStore, unit_record: dict) -> dict:
     from unlearnkit.runner.jobs import bench_from_dict
     from unlearnkit.runner.store import BenchStore
 
     job = bench_from_dict(job_record)
-    return run_unit_here(job, BenchStore.open(job.out), Unit.from_dict(unit_record), backend="local") or {}
+    return run_unit_here(job, store, Unit.from_dict(unit_record), backend="local") or {}
 
 
 class WorkerPool:
@@ -69,11 +69,11 @@ class WorkerPool:
     def __init__(self, job, store: BenchStore, workers: int):
         from unlearnkit.runner.jobs import bench_to_dict
 
-        self.job_record = bench_to_dict(job)
+        self.job_record, self.store = bench_to_dict(job), store
         self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent)
 
     def start(self, unit: Unit, todo: list[int]) -> Future:
-        return self.pool.submit(_worker_unit, self.job_record, unit.to_dict())
+        return self.pool.submit(_worker_unit, self.job_record, self.store, unit.to_dict())
 
     def wait(self, handles: list[Future]) -> list[tuple[Future, Any]]:
         done, _ = wait(handles, return_when=FIRST_COMPLETED)
