@@ -27,7 +27,8 @@ TINY = [
     "--set", "method.finetune.epochs=1", "--seeds", "8", "--block", "4",
 ]
 # What differs between two runs of the same bench: wall times and what follows from them, and where it ran.
-TIMING = {"seconds", "time_ratio", "over_time_limit", "peak_memory_bytes", "provenance", "retrain_cost", "runtime"}
+TIMING = {"seconds", "time_ratio", "over_time_limit", "peak_memory_bytes", "memory_ratio", "provenance", "retrain_cost",
+          "runtime"}
 
 
 def comparable(board):
