@@ -37,15 +37,20 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _peak_rss() -> int | None:
+def proc_bytes(path: str, key: str) -> int | None:
+    """A kB figure from a Linux /proc file (e.g. ``VmHWM`` of /proc/self/status) in bytes; None elsewhere."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{key}:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         return None
     return None
+
+
+def _peak_rss() -> int | None:
+    return proc_bytes("/proc/self/status", "VmHWM")
 
 
 @contextlib.contextmanager

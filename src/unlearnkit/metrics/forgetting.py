@@ -84,21 +84,11 @@ _INT16_RANKS = 65536
 # The statistic
 
 
-def logit_scaled_confidence(logits, labels) -> np.ndarray:
-    """The competition's per-example statistic: log p_y - log(sum of the other probabilities).
-
-    Computed in float64 after subtracting the largest logit, with 1e-45 added inside both logs
-    exactly as the competition does, so values saturate near +-103.6 instead of overflowing.
-
-    Args:
-        logits: ``[..., C]`` class logits (any float dtype; numpy array, torch CPU tensor or list).
-        labels: integer labels broadcastable to ``logits.shape[:-1]``, each in ``[0, C)``.
-
-    Returns:
-        float64 array of shape ``logits.shape[:-1]``.
+def checked_logits(logits, labels) -> tuple[np.ndarray, np.ndarray]:
+    """A float64 copy of ``logits`` [..., C] and ``labels`` broadcast to ``logits.shape[:-1]``.
 
     Raises:
-        InputError: on non-finite logits, fewer than two classes, or labels out of range.
+        InputError: fewer than two classes, non-finite logits, non-integer or out-of-range labels.
     """
     z = np.array(logits, dtype=np.float64)  # a copy: the input is never modified
     if z.ndim < 1 or z.shape[-1] < 2:
@@ -117,6 +107,26 @@ def logit_scaled_confidence(logits, labels) -> np.ndarray:
     n_classes = z.shape[-1]
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise InputError(f"labels must lie in [0, {n_classes}); got {y.min()}..{y.max()}")
+    return z, y
+
+
+def logit_scaled_confidence(logits, labels) -> np.ndarray:
+    """The competition's per-example statistic: log p_y - log(sum of the other probabilities).
+
+    Computed in float64 after subtracting the largest logit, with 1e-45 added inside both logs
+    exactly as the competition does, so values saturate near +-103.6 instead of overflowing.
+
+    Args:
+        logits: ``[..., C]`` class logits (any float dtype; numpy array, torch CPU tensor or list).
+        labels: integer labels broadcastable to ``logits.shape[:-1]``, each in ``[0, C)``.
+
+    Returns:
+        float64 array of shape ``logits.shape[:-1]``.
+
+    Raises:
+        InputError: on non-finite logits, fewer than two classes, or labels out of range.
+    """
+    z, y = checked_logits(logits, labels)
     z -= z.max(axis=-1, keepdims=True)
     probs = np.exp(z)
     probs /= probs.sum(axis=-1, keepdims=True)

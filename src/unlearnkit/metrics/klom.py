@@ -40,6 +40,7 @@ import numpy as np
 from scipy import stats
 
 from unlearnkit.errors import InputError
+from unlearnkit.metrics.forgetting import checked_logits
 
 #: The reference's defaults.
 N_BINS = 20
@@ -70,23 +71,7 @@ def margins(logits, labels) -> np.ndarray:
     Raises:
         InputError: fewer than two classes, non-finite logits, non-integer or out-of-range labels.
     """
-    z = np.array(logits, dtype=np.float64)
-    if z.ndim < 1 or z.shape[-1] < 2:
-        raise InputError(f"logits must have shape [..., C] with C >= 2 classes; got shape {z.shape}")
-    if not np.isfinite(z).all():
-        raise InputError("logits contain NaN or inf")
-    y = np.asarray(labels)
-    if not np.issubdtype(y.dtype, np.integer):
-        raise InputError(f"labels must be integers; got dtype {y.dtype}")
-    try:
-        y = np.broadcast_to(y, z.shape[:-1])
-    except ValueError:
-        raise InputError(
-            f"labels of shape {np.shape(labels)} do not match logits of shape {z.shape}"
-        ) from None
-    n_classes = z.shape[-1]
-    if y.size and (y.min() < 0 or y.max() >= n_classes):
-        raise InputError(f"labels must lie in [0, {n_classes}); got {y.min()}..{y.max()}")
+    z, y = checked_logits(logits, labels)
     y = y[..., None]
     correct = np.take_along_axis(z, y, axis=-1)[..., 0]
     np.put_along_axis(z, y, -np.inf, axis=-1)

@@ -18,7 +18,7 @@ from unlearnkit.engine.train import TrainConfig, TrainResult, accuracy
 from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, write_json
 from unlearnkit.methods import METHODS, method_config, run_method
-from unlearnkit.metrics.efficiency import cost_ratios, retrain_steps
+from unlearnkit.metrics.efficiency import cost_ratios, proc_bytes, retrain_steps
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
 from unlearnkit.runner.store import RESULTS_VERSION, BenchStore, write_record_once
@@ -326,17 +326,6 @@ def default_workers(threads: int) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     by_cores = max(1, cores // threads)
     # A small-model worker peaks near 1 GiB (torch, the dataset's tensors, one model being trained).
-    available = _available_memory()
+    available = proc_bytes("/proc/meminfo", "MemAvailable")
     by_memory = max(1, int(available // 2**30) - 1) if available else by_cores
     return max(1, min(by_cores, by_memory))
-
-
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None

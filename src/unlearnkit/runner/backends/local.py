@@ -14,6 +14,7 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
+from unlearnkit.runner.jobs import bench_from_dict, bench_to_dict
 from unlearnkit.runner.store import BenchStore
 from unlearnkit.runner.units import Unit, run_unit_here
 
@@ -54,11 +55,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _worker_unit(job_record: dict, store: BenchStore, unit_record: dict) -> dict:
-    from unlearnkit.runner.jobs import bench_from_dict
-    from unlearnkit.runner.store import BenchStore
-
-    job = bench_from_dict(job_record)
-    return run_unit_here(job, store, Unit.from_dict(unit_record), backend="local") or {}
+    return run_unit_here(bench_from_dict(job_record), store, Unit.from_dict(unit_record), backend="local") or {}
 
 
 class WorkerPool:
@@ -67,8 +64,6 @@ class WorkerPool:
     name = "local"
 
     def __init__(self, job, store: BenchStore, workers: int):
-        from unlearnkit.runner.jobs import bench_to_dict
-
         self.job_record, self.store = bench_to_dict(job), store
         self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent)
 

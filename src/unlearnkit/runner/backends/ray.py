@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from unlearnkit.errors import InputError
 from unlearnkit.io import write_bytes
+from unlearnkit.runner.jobs import bench_from_dict, bench_to_dict
 from unlearnkit.runner.store import BenchStore
 from unlearnkit.runner.units import Unit, execute, record_unit
 
@@ -54,8 +55,6 @@ def check_address(address: str) -> None:
 
 def _task(job_record: dict, store: BenchStore, unit_record: dict, todo: list[int],
           original: bytes | None) -> tuple[list[tuple[str, bytes]], float]:
-    from unlearnkit.runner.jobs import bench_from_dict
-
     files: list[tuple[str, bytes]] = []
     start = time.perf_counter()
     # The store only names paths here: the files come back to the driver, which writes them.
@@ -71,8 +70,6 @@ class RayExecutor:
 
     def __init__(self, job, store: BenchStore, *, address: str | None, cpus_per_unit: float, gpus_per_unit: float,
                  retries: int = 2, num_cpus: int | None = None):
-        from unlearnkit.runner.jobs import bench_to_dict
-
         ray = import_ray()
         self.ray, self.store = ray, store
         self.owns_cluster = not ray.is_initialized()
