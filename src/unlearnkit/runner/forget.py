@@ -708,8 +708,9 @@ def verify_with_references(job: ForgetJob, setting: Setting, original: torch.nn.
     if have < 2 * n:
         todo = [k for k in range(2 * n) if not store.reference(k).is_file()]
         log(f"training {len(todo)} retrained references into {store.reference(0).parent} (cached for later runs)")
+        # One thread per model, as a bench trains them: the cache then holds the same bits either way.
         bench = BenchJob(job.setting, (job.method,), {job.method: job.method_config}, seeds=n, budget=job.budget,
-                         threads=torch.get_num_threads(), block=len(todo), out=str(job.out), cache_dir=job.cache_dir)
+                         threads=1, block=len(todo), out=str(job.out), cache_dir=job.cache_dir)
         execute(bench, Unit("references", None, 0, 2 * n), todo, store, write_bytes)
         trained = len(todo)
     refs = [load_run(store.reference(k)) for k in range(2 * n)]
