@@ -112,6 +112,24 @@ def output_distributions(name: str, panels: list[dict]) -> str:
     return data_uri(fig)
 
 
+def _label_offsets(points: list[dict]) -> dict[str, float]:
+    """Vertical label offsets (points) that keep the labels of nearby markers from overprinting."""
+    xs = [p["test"] for p in points]
+    ys = [p["forget_quality"] for p in points]
+    span_x = (max(xs) - min(xs)) or 1.0
+    span_y = (max(ys) - min(ys)) or 1.0
+    placed: list[tuple[float, float]] = []
+    offsets = {}
+    for p in sorted(points, key=lambda q: (-q["forget_quality"], q["test"])):
+        x, y, dy = (p["test"] - min(xs)) / span_x, (p["forget_quality"] - min(ys)) / span_y, 4.0
+        # A label line is about 10 points, a twentieth of the plot's height; nearby labels step down.
+        while any(abs(x - px) < 0.25 and abs(y + dy / 200 - py) < 0.05 for px, py in placed):
+            dy -= 10.0
+        placed.append((x, y + dy / 200))
+        offsets[p["name"]] = dy
+    return offsets
+
+
 def forgetting_vs_utility(points: list[dict], retrain_test: float | None, ceiling_f: float | None) -> str:
     """F against test accuracy, one marker per row, marker area proportional to time x retrain.
 
@@ -122,13 +140,15 @@ def forgetting_vs_utility(points: list[dict], retrain_test: float | None, ceilin
         ceiling_f: The ceiling's F (a dashed horizontal line), if known.
     """
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    offsets = _label_offsets(points)
     for p in points:
         ratio = p["time_ratio"] if p["time_ratio"] is not None else 0.0
         size = 30 + 250 * min(max(ratio, 0.0), 3.0)
         color = CEILING_COLOR if p["ceiling"] else UNLEARNED_COLOR
         ax.scatter([p["test"]], [p["forget_quality"]], s=size, color=color, alpha=0.6, edgecolors="black",
                    linewidths=0.5, marker="*" if p["ceiling"] else "o")
-        ax.annotate(p["name"], (p["test"], p["forget_quality"]), xytext=(6, 4), textcoords="offset points", fontsize=8)
+        ax.annotate(p["name"], (p["test"], p["forget_quality"]), xytext=(6, offsets[p["name"]]), textcoords="offset points",
+                    fontsize=8)
     top = max([p["forget_quality"] for p in points] + [ceiling_f or 0.0])
     ax.set_ylim(0, min(1.05, max(0.05, 1.2 * top)))
     ax.margins(x=0.15)
