@@ -6,9 +6,11 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from unlearnkit.config import to_dict
 from unlearnkit.engine.train import TrainConfig, train_model
+from unlearnkit.methods import clone
 from unlearnkit.runner.setting import Setting, make_setting_config, resolve_setting
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -45,3 +47,22 @@ def make_tiny(tiny_dataset, tiny_forget, model_name: str = "test_small_cnn", tra
 @pytest.fixture(scope="session")
 def tiny_original(tiny_dataset, tiny_forget):
     return make_tiny(tiny_dataset, tiny_forget)
+
+
+def assert_equals_plain_sgd(out, original, batches, *, lr: float, momentum: float, weight_decay: float,
+                            loss=None, eval_mode: bool = False) -> None:
+    """``out`` equals ``original`` trained by plain SGD over ``batches`` (a reference loop for method tests).
+
+    Args:
+        loss: ``loss(logits, y)``; default mean cross-entropy.
+        eval_mode: Train with batch norm frozen (eval mode), as some references do.
+    """
+    ref = clone(original).train(not eval_mode)
+    opt = torch.optim.SGD(ref.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    for x, y in batches:
+        value = loss(ref(x), y) if loss is not None else F.cross_entropy(ref(x), y)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    for a, b in zip(out.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

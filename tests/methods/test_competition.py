@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import make_tiny
+from conftest import assert_equals_plain_sgd, make_tiny
 from unlearnkit.methods import METHODS, method_config, run_method
 from unlearnkit.methods.common import steps_per_epoch
 from unlearnkit.methods.fanchuan import contrastive_forget_loss, uniform_kl
@@ -19,7 +19,7 @@ from unlearnkit.methods.noise_injection import tensor_pool
 from unlearnkit.methods.oleszko import prunable_layers, prune_and_reinit
 from unlearnkit.methods.seif import dominant_class, example_weighted_ce
 from unlearnkit.methods.transposed import transpose_kernels
-from unlearnkit.methods.base import clone, generator
+from unlearnkit.methods.base import generator
 from unlearnkit.models.base import model_parts, norm_parameters
 
 COMPETITION = ("fanchuan", "kookmin", "seif", "oleszko", "transposed", "euclid", "noise_injection")
@@ -69,16 +69,8 @@ def test_fanchuan_retain_lr_scales_with_the_batch(tiny_original):
     # With the forget rounds at lr 0, only the retain round moves the weights.
     cfg = method_config("fanchuan", {"epochs": 1, "batch_size": 32, "uniform_lr": 0.0, "forget_lr": 0.0, "forget_eta_min": 0.0})
     out = run_method("fanchuan", original, data, cfg, seed=0).model
-    ref = clone(original)
-    opt = torch.optim.SGD(ref.parameters(), lr=cfg.retain_lr * 32 / 64, momentum=cfg.retain_momentum,
-                          weight_decay=cfg.retain_weight_decay)
-    for x, y in data.batches(data.retain, 32, generator(0, "retain", 0)):
-        loss = F.cross_entropy(ref(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for a, b in zip(out.parameters(), ref.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert_equals_plain_sgd(out, original, data.batches(data.retain, 32, generator(0, "retain", 0)),
+                            lr=cfg.retain_lr * 32 / 64, momentum=cfg.retain_momentum, weight_decay=cfg.retain_weight_decay)
 
 
 @pytest.mark.parametrize("model_name", ["test_small_cnn", "test_resnet18", "test_mlp"])
@@ -134,15 +126,9 @@ def test_seif_weights_each_example_by_the_retain_sets_majority_class(tiny_origin
     cfg = method_config("seif", overrides)
     majority = dominant_class(data.retain.y, data.num_classes)
     assert majority != dominant_class(data.forget.y, data.num_classes)  # the test tells them apart
-    ref = clone(original)
-    opt = torch.optim.SGD(ref.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    for x, y in data.batches(data.retain, cfg.batch_size, generator(0, "ce", 0)):
-        loss = (F.cross_entropy(ref(x), y, reduction="none") * (y == majority).float()).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for a, b in zip(out.parameters(), ref.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert_equals_plain_sgd(
+        out, original, data.batches(data.retain, cfg.batch_size, generator(0, "ce", 0)), lr=cfg.lr, momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay, loss=lambda logits, y: (F.cross_entropy(logits, y, reduction="none") * (y == majority).float()).mean())
 
 
 def test_oleszko_prunes_globally_within_default_bounds(tiny_original):

@@ -7,6 +7,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from conftest import assert_equals_plain_sgd
 from unlearnkit.methods import clone, method_config, run_method
 from unlearnkit.methods.base import generator
 from unlearnkit.methods.common import steps_per_epoch
@@ -17,18 +18,6 @@ def norm_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
 
 
-
-def assert_equals_plain_sgd_ce(out, original, cfg, batches) -> None:
-    """``out`` equals ``original`` trained with plain SGD cross-entropy over ``batches`` (cfg's lr, momentum, wd)."""
-    ref = clone(original)
-    opt = torch.optim.SGD(ref.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    for x, y in batches:
-        loss = F.cross_entropy(ref(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for a, b in zip(out.parameters(), ref.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 def test_salun_mask_keeps_the_most_salient_half_of_all_entries(tiny_original):
     original, data = tiny_original
@@ -83,17 +72,8 @@ def test_neggrad_plus_with_alpha_one_and_no_pull_is_plain_sgd_on_retain_in_eval_
     original, data = tiny_original
     cfg = method_config("neggrad_plus", {"epochs": 2, "alpha": 1.0, "l2_pull": 0.0, "momentum": 0.9})
     out = run_method("neggrad_plus", original, data, cfg, seed=3).model
-
-    ref = clone(original).eval()
-    opt = torch.optim.SGD(ref.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=0.0)
-    for epoch in range(cfg.epochs):
-        for x, y in data.batches(data.retain, cfg.batch_size, generator(3, "retain", epoch)):
-            loss = F.cross_entropy(ref(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    for a, b in zip(out.parameters(), ref.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    batches = (b for epoch in range(cfg.epochs) for b in data.batches(data.retain, cfg.batch_size, generator(3, "retain", epoch)))
+    assert_equals_plain_sgd(out, original, batches, lr=cfg.lr, momentum=cfg.momentum, weight_decay=0.0, eval_mode=True)
 
 
 def test_neggrad_plus_runs_in_eval_mode_and_pulls_towards_the_original(tiny_original):
@@ -124,7 +104,8 @@ def test_scrub_without_max_passes_or_distillation_is_cross_entropy_on_retain(tin
     original, data = tiny_original
     cfg = method_config("scrub", {"epochs": 1, "msteps": 0, "gamma": 1.0, "alpha": 0.0})
     out = run_method("scrub", original, data, cfg, seed=0).model
-    assert_equals_plain_sgd_ce(out, original, cfg, data.batches(data.retain, 128, generator(0, "min", 0)))
+    assert_equals_plain_sgd(out, original, data.batches(data.retain, 128, generator(0, "min", 0)),
+                            lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def test_random_label_passes_over_forget_then_retain(tiny_original):
