@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--data-root", help="folder (or CSV for `folder`) holding the dataset")
     what = q.add_mutually_exclusive_group(required=True)
     what.add_argument("--identities", metavar="ID,ID", help="forget every training image of these people (dataset ids), e.g. 12,57")
-    what.add_argument("--examples", metavar="FILE", help="forget the images FILE lists: one dataset index per line")
+    what.add_argument("--examples", metavar="FILE", help="forget the images FILE lists: one image name (celeba, folder) or dataset index per line")
     what.add_argument("--forget", metavar="SPEC", help="forget a forget spec's examples (e.g. identity:0.02) or a forget.json")
     q.add_argument("--model", help="a state dict's registered architecture (default: inferred from its tensors)")
     q.add_argument("--method", help="unlearning method (default: the best on our recorded leaderboards within --budget, "

@@ -119,3 +119,15 @@ def test_probe_counts_listed_images_that_are_absent(tmp_path):
     (tmp_path / "d" / "sub" / "b.png").unlink()
     (tmp_path / "d" / "c.png").unlink()
     assert probe_folder(FolderConfig(csv=str(csv)))["missing"] == "2 of 3 listed images (first: sub/b.png)"
+
+
+def test_forget_examples_can_name_the_listed_images(tmp_path):
+    from unlearnkit.runner.forget import read_examples
+
+    people = ["ann", "bob", "cat", "dan", "eve", "fay", "gus", "hal", "ivy", "jon"]
+    rows = [(f"img/{p}_{k}.png", k % 2, p) for p in people for k in range(2)]
+    ds = load_folder(_cfg(_write(tmp_path / "d", rows), tmp_path, val_fraction=0.2, test_fraction=0.2))
+    train = [i for i in range(20) if ds.split[i] == 0][:2]
+    names = tmp_path / "erase.txt"
+    names.write_text(f"{rows[train[0]][0]}\n{rows[train[1]][0].split('/')[-1]}\n")
+    assert read_examples(names, ds).tolist() == sorted(train)

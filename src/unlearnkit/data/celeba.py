@@ -238,6 +238,7 @@ def load_celeba(cfg: CelebAConfig) -> ImageDataset:
         "listed_images": len(names),
         "missing_images": missing,
         "crop_box_pixels": list(CROP_BOX_PIXELS) if cfg.crop else None,
+        "image_names": list(kept_names),  # e.g. 000001.jpg, for `unlearnkit forget --examples`
     }
     if identity is None:
         meta["groups_file"] = str(base / IDENTITY_FILE)

@@ -90,7 +90,8 @@ def load_folder(cfg: FolderConfig) -> ImageDataset:
         paths.append(path)
     labels, class_names = _labels([(lineno, row["label"]) for lineno, row in rows], cfg.num_classes, csv_path)
 
-    meta: dict = {"csv": str(csv_path)}
+    # The listed paths, so that a user can name the images to forget (`unlearnkit forget --examples`).
+    meta: dict = {"csv": str(csv_path), "image_names": [row["path"] for _, row in rows]}
     if "group" in columns:
         groups, group_ids = _groups([row["group"] for _, row in rows])
         meta["group_ids"] = group_ids
