@@ -245,29 +245,29 @@ class ForgettingQualityResult:
 # Input checks
 
 
+def model_matrix(name: str, x) -> np.ndarray:
+    """``x`` as a real float64 array [N models, E examples], or an InputError naming ``name``."""
+    if np.iscomplexobj(x):
+        raise InputError(
+            f"{name} has complex dtype {np.asarray(x).dtype}; the statistic must be real "
+            "(reading it as float would silently drop the imaginary part)"
+        )
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: cannot read as a float array ({exc})") from None
+    if a.ndim != 2:
+        hint = " (a single row? pass [N models, E examples])" if a.ndim == 1 else ""
+        raise InputError(f"{name} must be a 2-D array [N models, E examples]; got {a.ndim}-D shape {a.shape}{hint}")
+    return a
+
+
 def _check_statistics(unlearned, retrained, mode: str, delta: float) -> tuple[np.ndarray, np.ndarray]:
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     if not (isinstance(delta, (int, float)) and 0.0 <= delta < 1.0):
         raise InputError(f"delta must be a number in [0, 1); got {delta!r}")
-    arrays = []
-    for name, x in (("unlearned", unlearned), ("retrained", retrained)):
-        if np.iscomplexobj(x):
-            raise InputError(
-                f"{name} has complex dtype {np.asarray(x).dtype}; the statistic must be real "
-                "(reading it as float would silently drop the imaginary part)"
-            )
-        try:
-            a = np.asarray(x, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{name}: cannot read as a float array ({exc})") from None
-        if a.ndim != 2:
-            hint = " (a single row? pass [N models, E examples])" if a.ndim == 1 else ""
-            raise InputError(
-                f"{name} must be a 2-D array [N models, E examples]; got {a.ndim}-D shape {a.shape}{hint}"
-            )
-        arrays.append(a)
-    u, t = arrays
+    u, t = model_matrix("unlearned", unlearned), model_matrix("retrained", retrained)
     if u.shape != t.shape:
         raise InputError(
             f"unlearned has shape {u.shape} but retrained has shape {t.shape}; both must be "

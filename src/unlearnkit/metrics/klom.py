@@ -40,7 +40,7 @@ import numpy as np
 from scipy import stats
 
 from unlearnkit.errors import InputError
-from unlearnkit.metrics.forgetting import checked_logits
+from unlearnkit.metrics.forgetting import checked_logits, model_matrix
 
 #: The reference's defaults.
 N_BINS = 20
@@ -113,13 +113,7 @@ class KLoMResult:
 
 
 def _check(name: str, x) -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name}: cannot read as a float array ({exc})") from None
-    if a.ndim != 2:
-        hint = " (a single model? pass [N models, E examples])" if a.ndim == 1 else ""
-        raise InputError(f"{name} must be a 2-D array [N models, E examples]; got shape {a.shape}{hint}")
+    a = model_matrix(name, x)
     if a.shape[0] < 2:
         raise InputError(f"{name} needs at least 2 models (rows) to form a distribution; got {a.shape[0]}")
     if np.isnan(a).any():
