@@ -70,16 +70,22 @@ def _parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES[name],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    def data_args(q: argparse.ArgumentParser, forget_help: str, *, out_required: bool = True) -> None:
+    def dataset_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("--dataset", default="synthetic", help="registered dataset name (see `unlearnkit datasets`)")
         q.add_argument("--data-root", help="folder (or CSV for `folder`) holding the dataset")
+
+    def settings_args(q: argparse.ArgumentParser, model_help: str = "model.FIELD") -> None:
+        q.add_argument("--config", help="YAML or TOML file of settings (same keys as --set)")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help=f"override a setting: dataset.FIELD, forget.FIELD, {model_help}, train.FIELD, method.FIELD")
+
+    def data_args(q: argparse.ArgumentParser, forget_help: str, *, out_required: bool = True) -> None:
+        dataset_args(q)
         q.add_argument("--forget", help=forget_help)
         q.add_argument("--seeds", default="0:1", help="model indices: START:STOP, N, or a list 1,5,9 (default 0:1)")
         q.add_argument("--run-seed", type=int, default=0, help="run seed; model k's seed derives from (run seed, role, k)")
         q.add_argument("--out", required=out_required, help="output folder (an interrupted run resumes there)")
-        q.add_argument("--config", help="YAML or TOML file of settings (same keys as --set)")
-        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a setting: dataset.FIELD, forget.FIELD, model.FIELD, train.FIELD, method.FIELD")
+        settings_args(q)
 
     command("datasets", "List the registered datasets, and their size where the data is present.")
 
@@ -134,8 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     q = command("forget", "Erase people or images from a trained model, with an audit of the erasure.")
     q.add_argument("--checkpoint", required=True,
                    help="the trained model: an unlearnkit .safetensors, or a PyTorch state dict (.pt/.pth) of a registered architecture")
-    q.add_argument("--dataset", default="synthetic", help="registered dataset name (see `unlearnkit datasets`)")
-    q.add_argument("--data-root", help="folder (or CSV for `folder`) holding the dataset")
+    dataset_args(q)
     what = q.add_mutually_exclusive_group(required=True)
     what.add_argument("--identities", metavar="ID,ID", help="forget every training image of these people (dataset ids), e.g. 12,57")
     what.add_argument("--examples", metavar="FILE", help="forget the images FILE lists: one image name (celeba, folder) or dataset index per line")
@@ -151,9 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--cache-dir", default="", help="where references are cached (default ~/.cache/unlearnkit)")
     q.add_argument("--run-seed", type=int, default=0, help="run seed (a bench's, to share its cached references)")
     q.add_argument("--out", required=True, help="output folder: model.safetensors, audit.html, audit.json")
-    q.add_argument("--config", help="YAML or TOML file of settings (same keys as --set)")
-    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting: dataset.FIELD, forget.FIELD, model.FIELD (state dicts), train.FIELD, method.FIELD")
+    settings_args(q, "model.FIELD (state dicts)")
 
     q = command("metric", "Score forgetting quality from per-example statistics of unlearned and retrained models.")
     q.add_argument("--unlearned", required=True, help=".npy or .npz array [N models, E forget examples]")
