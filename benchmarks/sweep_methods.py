@@ -1,93 +1,350 @@
-"""The recorded sweeps behind the method presets for the built-in dataset and small_cnn.
+"""The sweep behind every method's ``auto`` defaults for small_cnn (unlearnkit.methods.defaults).
 
-    python benchmarks/sweep_methods.py                      # every method with a preset
-    python benchmarks/sweep_methods.py --methods ssd,scrub
+    python benchmarks/sweep_methods.py                       # every method, 2 processes
+    python benchmarks/sweep_methods.py --methods ssd,scrub --workers 1
 
-For each candidate setting (the reference defaults first) it runs the method once (seed 0) on the
-same original model and reports forget / retain / val accuracy next to a retrained model's, plus
-seconds and optimizer steps. The preset is the candidate whose forget accuracy is closest to the
-retrain's while retain accuracy stays within 5 points of the original; the registered preset is
-marked. Prints a table per method and writes benchmarks/results/sweep_methods.json.
+Procedure (stated here, recorded in benchmarks/results/sweep_methods.{json,md}):
+
+1. Tuning settings, three originals and forget sets: the built-in dataset with an identity forget
+   set (``identity_skewed:0.02``, forget seed 1, not the bench's seed 0), ``digits`` with a random
+   5 % forget set, and ``digits`` with a whole class (``class:3``). Validation setting, never seen by
+   the choice: ``fashion_mnist`` (5,000 training photos at 16x16, a random 2 % forget set).
+2. Per setting: one original and two retrains (seeds 0, 1; the retrain is timed, one thread).
+3. Per method: the reference defaults (uncapped: what the authors ran), then candidates stated
+   relative to the setting (:class:`~unlearnkit.methods.defaults.OfRecipe`: epochs as a fraction
+   of the retrain's, learning rates as multiples of the recipe's), each run once (seed 0) under a
+   budget of 20 % of one retrain's optimizer steps.
+4. The loss of a model on a setting is how far it is from the retrains where the score looks:
+   ``|forget acc - retrain's| + |forget confidence - retrain's|`` (confidence: mean probability of
+   the true label) plus any retain or validation accuracy below the retrains' (a model with
+   non-finite outputs: 4, every term at its maximum). A candidate's gap closed on a setting is
+   ``(the original's loss - its loss) / max(the original's loss, 0.5)``: 1 is a retrain, 0 doing
+   nothing, negative worse than nothing. The floor keeps a setting whose original is already near
+   the retrains (a random forget set) from turning small damage into huge negatives, while that
+   damage still counts. The tuning score is the mean over the tuning settings, so each counts the
+   same.
+5. Chosen: the most gap closed among the reference defaults and the candidates that are within
+   the budget (never stopped by the step cap, at most 20 % of a retrain's steps and median time)
+   and *safe* (lose at most 5 points of the original's retain accuracy on any tuning setting). If
+   none closes at least a quarter of the gap, the method keeps its reference defaults where they
+   are safe, else takes its safe setting with the most gap closed whatever its cost, else (nothing
+   tried is safe) the setting that loses the least retain accuracy; the leaderboard marks any
+   time over 20 %.
+
+The chosen column is copied by hand into ``TRANSFER`` in src/unlearnkit/methods/defaults.py; a
+test checks the two agree.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import concurrent.futures as cf
+import functools
+import json
+import math
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
-from setting import synthetic_setting
 from unlearnkit.config import to_dict
-from unlearnkit.engine.train import default_recipe
+from unlearnkit.engine.checkpoint import load_checkpoint, save_checkpoint
+from unlearnkit.engine.train import predict, train_model
 from unlearnkit.methods import METHODS, method_config, run_method
-from unlearnkit.io import provenance, write_json
+from unlearnkit.methods.defaults import OfRecipe, describe, resolve_values
+from unlearnkit.io import provenance, write_bytes, write_json
+from unlearnkit.metrics.efficiency import measure, retrain_steps
+from unlearnkit.runner.setting import make_setting_config, resolve_setting
 
-PRESET_KEY = "synthetic/small_cnn"
-F = {"track_forget_norm_stats": False}
+BUDGET = 0.2
+USEFUL = 0.25
+FLOOR = 0.5  # the smallest gap a setting is measured against (see step 4)
+MEASURES = ("forget", "confidence", "retain", "val")
+RETAIN_DROP = 0.05  # the most retain accuracy a chosen candidate may lose on any tuning setting
+WORST = 4.0  # the loss of a model with non-finite outputs: every term at its maximum
+CACHE = Path(__file__).parent / ".cache" / "sweep"
+OUT = Path(__file__).parent / "results" / "sweep_methods"
 
-# Candidates per method; {} = the reference defaults. Each grid is the one whose numbers are quoted
-# in the method's docstring.
-SWEEPS: dict[str, list[dict]] = {
-    "neggrad": [{}, {"lr": 1e-4, **F}, {"lr": 5e-5, **F}, {"lr": 4e-5, **F}, {"lr": 3e-5, **F}],
-    "neggrad_plus": [{}, {"alpha": 0.9}, {"alpha": 0.95}, {"alpha": 0.96}, {"alpha": 0.97}, {"alpha": 0.98}],
-    "scrub": [{}, {"epochs": 4}, {"epochs": 5}, {"epochs": 7}, {"epochs": 10}, {"epochs": 5, "lr": 3e-4}, {"epochs": 8, "lr": 3e-4}],
-    "bad_teacher": [{}, {"lr": 1e-3}, {"epochs": 3, "lr": 3e-4}, {"epochs": 3, "lr": 1e-3}, {"epochs": 5}, {"epochs": 10}],
-    "ssd": [{}, {"alpha": 9.0}, {"alpha": 7.0}, {"alpha": 6.5}, {"alpha": 6.0}, {"alpha": 6.0, "dampening": 2.0},
-            {"alpha": 5.5}, {"alpha": 5.0}, {"alpha": 2.0}],
-    "boundary_shrink": [{}, *({"freeze_norm_stats": True, "lr": lr} for lr in (1e-5, 5e-6, 3e-6, 2e-6, 1e-6, 5e-7))],
-    "fanchuan": [{"forget_lr": f, "retain_lr": r} for f, r in
-                 ((3e-4, 1e-3), (1e-3, 1e-3), (3e-3, 1e-3), (1e-2, 1e-3), (1e-3, 1e-2), (2e-3, 1e-2), (3e-3, 1e-2), (3e-3, 2e-2))],
-    "seif": [{}, {"first_noise_std": 0.0}, {"first_noise_std": 0.1}, {"lr": 7e-3}, {"lr": 2e-2},
-             {"lr": 3e-3, "other_class_weight": 0.3}, {"lr": 7e-3, "other_class_weight": 0.3},
-             {"lr": 7e-3, "other_class_weight": 1.0}, {"lr": 1e-2, "other_class_weight": 1.0}],
-    "oleszko": [{"prune_fraction": p, "lr": lr} for p, lr in
-                ((0.99, 5e-4), (0.99, 5e-3), (0.99, 1e-2), (0.99, 2e-2), (0.95, 5e-3), (0.90, 5e-4), (0.90, 5e-3))],
-    "transposed": [{}, {"lr": 3e-3}, {"lr": 1e-2}],
-    "euclid": [{"lr": lr, "distill_lr": round(0.9 * lr, 12), "temperature": t} for lr, t in
-               ((1e-3, 5.0), (5e-3, 5.0), (1e-2, 5.0), (3e-2, 5.0), (5e-2, 5.0), (3e-2, 2.0), (5e-2, 2.0))],
-    "noise_injection": [{"lr": lr, "fine_lrs": (lr, lr, lr, 1e-3 if lr == 2e-4 else 1e-2)} for lr in (2e-4, 2e-3, 3e-3, 4e-3, 5e-3)],
+SETTINGS = {
+    "synthetic/identity_skewed": dict(dataset="synthetic", forget="identity_skewed:0.02", forget_options={"seed": 1}),
+    "digits/random": dict(dataset="digits", forget="random:0.05"),
+    "digits/class": dict(dataset="digits", forget="class:3"),
+    "fashion_mnist/random": dict(dataset="fashion_mnist", forget="random:0.02",
+                                 dataset_options={"train_size": 5556, "test_size": 2000, "image_size": 16}),
 }
+TUNING = ("synthetic/identity_skewed", "digits/random", "digits/class")
+VALIDATION = "fashion_mnist/random"
+
+
+def E(f: float) -> OfRecipe:
+    return OfRecipe("epochs", f)
+
+
+def L(f: float) -> OfRecipe:
+    return OfRecipe("lr", f)
+
+
+def grid(**axes) -> list[dict]:
+    """Every combination of ``axes`` (each a list of values; a dict value merges its items)."""
+    out = [{}]
+    for key, values in axes.items():
+        out = [{**c, **(v if isinstance(v, dict) else {key: v})} for c in out for v in values]
+    return out
+
+
+# Candidates per method, besides the reference defaults (always run first). The recipe is 20
+# epochs at batch 128, so E(0.1) is 2 epochs: 20 % of a retrain's steps at batch 64.
+NO_BN = {"track_forget_norm_stats": False}
+CANDIDATES: dict[str, list[dict]] = {
+    "finetune": grid(epochs=[E(0.05), E(0.1)], lr=[L(1 / 3), L(1), L(3), L(10)]),
+    "salun": grid(epochs=[E(0.1), E(0.2)], lr=[L(13 / 3), L(26 / 3)]),
+    "cf_k": grid(k=[1, 2, 3], epochs=[E(0.1)], lr=[L(10 / 3), L(10), L(30)]),
+    "eu_k": grid(k=[1, 2], epochs=[E(0.1)], lr=[L(10 / 3), L(10)]),
+    "kookmin": grid(epochs=[E(0.05), E(0.1)], lr=[L(1 / 3), L(1), L(3), L(10)]),
+    "seif": grid(epochs=[E(0.1)], lr=[L(7 / 30), L(1), L(10 / 3)], other_class_weight=[0.05, 1.0], first_noise_std=[0.6, 0.2]),
+    "fanchuan": grid(epochs=[E(0.1), E(0.2)], lrs=[{"forget_lr": L(0.1), "retain_lr": L(1 / 3)},
+                                                   {"forget_lr": L(2 / 3), "retain_lr": L(5 / 6)}]),
+    "scrub": grid(epochs=[E(0.1), E(0.15)], lr=[L(1 / 6), L(1 / 3), L(1 / 2)]),
+    "ssd": grid(alpha=[7.0, 5.0, 4.0, 3.0, 2.0]),
+    "neggrad_plus": grid(epochs=[E(0.1), E(0.2)], alpha=[0.95, 0.98, 0.99], lr=[L(1), L(10 / 3)]),
+    "neggrad": grid(lr=[L(1 / 30), L(1 / 75), L(1 / 150)], bn=[NO_BN]),
+    "bad_teacher": grid(epochs=[E(0.05), E(0.15), E(0.5)], lr=[L(1 / 30), L(1 / 3)]),
+    "boundary_shrink": grid(lr=[L(1 / 30), L(1 / 300), L(1 / 3000)], bn=[{"freeze_norm_stats": True}]),
+    "euclid": grid(ep=[{"distill_epochs": 1, "retain_epochs": 1}],
+                   lrs=[{"lr": L(f), "distill_lr": L(0.9 * f)} for f in (1 / 30, 1 / 10, 1 / 3, 10 / 3, 10)], temperature=[5.0, 2.0])
+              + grid(lrs=[{"lr": L(f), "distill_lr": L(0.9 * f)} for f in (10, 50 / 3)], temperature=[2.0]),  # the reference's 3 + 3 epochs
+    "gan": grid(epochs=[E(0.05), E(0.1)], lr=[L(1 / 3), L(1)]),
+    "l1_sparse": grid(epochs=[E(0.15), E(0.3)], lr=[L(10 / 3), L(10)]),
+    "random_label": grid(epochs=[E(0.1), E(0.2)], lr=[L(10 / 3), L(10)], bn=[{}, NO_BN]),
+    "noise_injection": grid(ep=[{"reset_epochs": 1, "noise_epochs": 1}],
+                            lrs=[{"lr": L(1 / 15), "fine_lrs": (2e-4, 2e-4, 2e-4, 1e-3)},
+                                 {"lr": L(4 / 3), "fine_lrs": (4e-3, 4e-3, 4e-3, 1e-2)},
+                                 {"lr": L(1 / 15), "fine_lrs": (2e-4, 2e-4, 2e-4, 1e-3), "noise_std": 0.01},
+                                 {"lr": L(4 / 3), "fine_lrs": (4e-3, 4e-3, 4e-3, 1e-2), "noise_std": 0.01}]),
+    "oleszko": grid(epochs=[E(0.1)], p=[{"prune_fraction": 0.99, "lr": L(1 / 6)}, {"prune_fraction": 0.95, "lr": L(5 / 3)},
+                                        {"prune_fraction": 0.9, "lr": L(5 / 3)}, {"prune_fraction": 0.7, "lr": L(5 / 3)},
+                                        {"prune_fraction": 0.5, "lr": L(5 / 3)}]),
+    "transposed": grid(epochs=[E(0.05), E(0.1)], lr=[L(1 / 30), L(1 / 3), L(10 / 3)]) + grid(epochs=[E(0.15), E(0.25)], lr=[L(10 / 3)]),
+    "orthogonal_surgery": grid(surgery_lr=[L(3), L(10), L(30)], batch_size=[256], epochs=[2, 4]),
+    "activation_pruning": grid(lr=[L(1 / 10), L(1 / 3), L(1)], epochs=[2, 5]),
+    "fisher": [],
+}
+
+
+def config_for(name: str) -> dict:
+    return dict(SETTINGS[name])
+
+
+@functools.lru_cache(maxsize=None)
+def prepared(name: str):
+    """The resolved setting, its original, its two retrains and the retrain's seconds (cached on disk)."""
+    setting = resolve_setting(make_setting_config(**config_for(name)))
+    folder = CACHE / name.replace("/", "__")
+    models, seconds = [], []
+    for tag, train, seed in (("original", setting.sets.train, 0), ("retrain0", setting.sets.retain, 0), ("retrain1", setting.sets.retain, 1)):
+        path = folder / f"{tag}.safetensors"
+        if path.exists():
+            model, _, info = load_checkpoint(path)
+        else:
+            with measure(setting.runtime.device) as cost:
+                model = train_model(setting.spec, train, setting.sets.val, setting.recipe, seed=seed).model
+            info = {"seconds": cost.seconds}
+            save_checkpoint(path, model, setting.spec, info)
+        models.append(model.eval())
+        seconds.append(info["seconds"])
+    return setting, models[0], models[1:], sum(seconds[1:]) / 2
+
+
+def measures(model, setting) -> dict[str, float]:
+    """Forget accuracy and confidence, retain and validation accuracy of ``model``."""
+    out = {}
+    for key, data in (("forget", setting.sets.forget), ("retain", setting.sets.retain), ("val", setting.sets.val)):
+        logits = predict(model, data, runtime=setting.runtime)
+        out[key] = float((logits.argmax(1) == data.y).float().mean())
+        if key == "forget":
+            out["confidence"] = float(logits.softmax(1).gather(1, data.y[:, None]).mean())
+    return out
+
+
+def loss(m: dict, ref: dict) -> float:
+    """Distance from the retrains' forget behaviour plus utility lost below theirs (see the docstring)."""
+    if not all(math.isfinite(v) for v in m.values()):
+        return WORST
+    return (abs(m["forget"] - ref["forget"]) + abs(m["confidence"] - ref["confidence"])
+            + max(0.0, ref["retain"] - m["retain"]) + max(0.0, ref["val"] - m["val"]))
+
+
+@functools.lru_cache(maxsize=None)
+def reference(name: str) -> dict:
+    setting, original, retrains, seconds = prepared(name)
+    rs = [measures(r, setting) for r in retrains]
+    ref = {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]}
+    steps = retrain_steps(len(setting.sets.retain), setting.recipe.batch_size, setting.recipe.epochs)
+    return {"original": measures(original, setting), "retrain": ref, "retrain_seconds": seconds, "retrain_steps": steps}
+
+
+def run_candidate(task: tuple[str, str, int]) -> dict:
+    """One method run: ``(setting, method, candidate index)``; index -1 is the reference defaults, uncapped."""
+    name, method, index = task
+    setting, original, _, _ = prepared(name)
+    ref = reference(name)
+    values = {} if index < 0 else CANDIDATES[method][index]
+    cfg = method_config(method, resolve_values(values, setting.recipe))
+    cap = None if index < 0 else max(1, math.floor(BUDGET * ref["retrain_steps"]))
+    result = run_method(method, original, setting.unlearn_data, cfg, seed=0, max_steps=cap)
+    m = measures(result.model, setting)
+    return {"setting": name, "method": method, "index": index, **m, "loss": loss(m, ref["retrain"]),
+            "time_ratio": result.cost.seconds / ref["retrain_seconds"], "step_ratio": result.cost.steps / ref["retrain_steps"],
+            "stopped_by_budget": result.stopped_by_budget, "config": to_dict(cfg)}
+
+
+def recorded(methods: list[str]) -> dict[tuple[str, str, int], dict]:
+    """The runs in the last JSON whose candidate still resolves to the config that ran, by (setting, method, index)."""
+    path = OUT.with_suffix(".json")
+    if not path.exists():
+        return {}
+    out = {}
+    for m, result in json.loads(path.read_text())["methods"].items():
+        if m not in methods:
+            continue
+        for row in result["rows"]:
+            for r in row["runs"]:
+                i = r["index"]
+                if i >= len(CANDIDATES[m]):
+                    continue
+                recipe = prepared(r["setting"])[0].recipe
+                now = to_dict(method_config(m, resolve_values({} if i < 0 else CANDIDATES[m][i], recipe)))
+                if json.loads(json.dumps(now)) == r["config"]:
+                    out[(r["setting"], m, i)] = r
+    return out
+
+
+def _init() -> None:
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def gap_closed(rows: list[dict], refs: dict, settings) -> float:
+    """The mean over ``settings`` of (the original's loss - the candidate's) / max(the original's loss, FLOOR)."""
+    per = []
+    for s in settings:
+        base = loss(refs[s]["original"], refs[s]["retrain"])
+        run = next(r for r in rows if r["setting"] == s)
+        per.append((base - loss({k: run[k] for k in MEASURES}, refs[s]["retrain"])) / max(base, FLOOR))
+    return sum(per) / len(per)
+
+
+def fits(rows: list[dict]) -> bool:
+    """Within the budget: never stopped by the step cap, at most BUDGET x a retrain's steps on every
+    tuning setting, and at most BUDGET x its time on their median."""
+    tune = [r for r in rows if r["setting"] in TUNING]
+    times = sorted(r["time_ratio"] for r in tune)
+    return (not any(r["stopped_by_budget"] for r in tune) and all(r["step_ratio"] <= BUDGET for r in tune)
+            and times[len(times) // 2] <= BUDGET)
+
+
+def safe(rows: list[dict], refs: dict) -> bool:
+    """Within RETAIN_DROP of the original's retain accuracy on every tuning setting."""
+    return all(r["retain"] >= refs[r["setting"]]["original"]["retain"] - RETAIN_DROP for r in rows if r["setting"] in TUNING)
+
+
+VERDICTS = {
+    "chosen": "the most gap closed within the budget",
+    "reference": "no useful setting within the budget: the reference defaults",
+    "safe": "no useful setting within the budget, and the reference defaults damage the model: the safest best setting",
+    "damaging": "every setting tried loses more than 5 points of retain accuracy: the least damaging one",
+}
+
+
+def choose(method: str, by: dict, refs: dict) -> tuple[int, str]:
+    """(candidate index, -1 for the reference defaults; a VERDICTS key), by step 5 of the procedure."""
+    scored = [(gap_closed(by[(method, i)], refs, TUNING), i) for i in range(-1, len(CANDIDATES[method]))]
+    ok = [(g, i) for g, i in scored if safe(by[(method, i)], refs)]
+    best = max(((g, i) for g, i in ok if fits(by[(method, i)])), default=None)
+    if best is not None and best[0] >= USEFUL:
+        return best[1], "chosen"
+    if safe(by[(method, -1)], refs):
+        return -1, "reference"
+    if ok:
+        return max(ok)[1], "safe"
+    return min(range(-1, len(CANDIDATES[method])), key=lambda i: worst_drop(by[(method, i)], refs)), "damaging"
+
+
+def worst_drop(rows: list[dict], refs: dict) -> float:
+    """The most retain accuracy lost against the original on any tuning setting."""
+    return max(refs[r["setting"]]["original"]["retain"] - r["retain"] for r in rows if r["setting"] in TUNING)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", default=",".join(SWEEPS))
-    ap.add_argument("--forget", default="identity_skewed:0.05", help="the presets were chosen on this forget set")
+    ap.add_argument("--methods", default=",".join(CANDIDATES))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the runs recorded in the JSON whose candidate and config are unchanged; run only the rest")
     args = ap.parse_args()
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in CANDIDATES]
+    if unknown:
+        ap.error(f"--methods: no sweep for {', '.join(unknown)}; known: {', '.join(CANDIDATES)}")
     console = Console()
-    setting = synthetic_setting(args.forget)
-    row = setting.accuracies
-    ref = {"original": row(setting.original), "retrain": row(setting.retrained), "retrain_seconds": setting.retrain_cost.seconds}
-    console.print(f"original {ref['original']}\nretrain  {ref['retrain']} ({setting.retrain_cost.seconds:.1f}s)")
-    results = {}
-    for name in args.methods.split(","):
-        preset = METHODS.entry(name).meta.get("presets", {}).get(PRESET_KEY)
+    start = time.perf_counter()
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(args.workers, mp_context=ctx, initializer=_init) as pool:
+        refs = dict(zip(SETTINGS, pool.map(reference, SETTINGS)))
+        kept = recorded(methods) if args.reuse else {}
+        tasks = [(s, m, i) for m in methods for i in range(-1, len(CANDIDATES[m])) for s in TUNING]
+        runs = [kept[t] for t in tasks if t in kept] + list(pool.map(run_candidate, [t for t in tasks if t not in kept]))
+        # Validation: the reference defaults and every candidate that closes a quarter of the tuning gap.
+        by = {}
+        for r in runs:
+            by.setdefault((r["method"], r["index"]), []).append(r)
+        picks = {m: choose(m, by, refs) for m in methods}
+        val_tasks = [(VALIDATION, m, i) for m in methods for i in {-1, picks[m][0]}]
+        runs += [kept[t] for t in val_tasks if t in kept] + list(pool.map(run_candidate, [t for t in val_tasks if t not in kept]))
+    by = {}
+    for r in runs:
+        by.setdefault((r["method"], r["index"]), []).append(r)
+    table = Table(title=f"sweep: gap to retrain closed (tuning: {', '.join(TUNING)}; validation: {VALIDATION})")
+    for col in ("method", "candidate", "tuning", "validation", "x retrain (time)", "x retrain (steps)", ""):
+        table.add_column(col)
+    results, md = {}, []
+    for m in methods:
         rows = []
-        for overrides in SWEEPS[name]:
-            mcfg = method_config(name, overrides)
-            res = run_method(name, setting.original, setting.data, mcfg, seed=0)
-            rows.append({"overrides": to_dict(mcfg) if not overrides else overrides, "is_default": not overrides,
-                         "is_preset": preset is not None and dict(overrides) == dict(preset),
-                         **row(res.model), "seconds": res.cost.seconds, "steps": res.cost.steps})
-        ok = [r for r in rows if r["retain"] >= ref["original"]["retain"] - 0.05] or rows
-        best = min(ok, key=lambda r: abs(r["forget"] - ref["retrain"]["forget"]))
-        best["is_pick"] = True
-        table = Table(title=f"{name} on synthetic / small_cnn, {args.forget}")
-        for col in ("setting", "forget", "retain", "val", "s", "steps", ""):
-            table.add_column(col)
-        for r in rows:
-            mark = " ".join(m for m, k in (("pick", "is_pick"), ("preset", "is_preset")) if r.get(k))
-            label = "reference defaults" if r["is_default"] else ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
-            table.add_row(label, f"{r['forget']:.3f}", f"{r['retain']:.3f}", f"{r['val']:.3f}",
-                          f"{r['seconds']:.1f}", str(r["steps"]), mark)
-        console.print(table)
-        results[name] = rows
-    write_json("benchmarks/results/sweep_methods.json", {
-        "benchmark": "sweep_methods", "forget": args.forget, "reference": ref, "sweeps": results,
-        "train": dataclasses.asdict(default_recipe("small_cnn")), "provenance": provenance(),
+        for i in range(-1, len(CANDIDATES[m])):
+            rs = by[(m, i)]
+            tune = [r for r in rs if r["setting"] in TUNING]
+            val = [r for r in rs if r["setting"] == VALIDATION]
+            row = {"index": i, "values": "reference defaults" if i < 0 else describe(CANDIDATES[m][i]),
+                   "tuning": gap_closed(rs, refs, TUNING), "validation": gap_closed(rs, refs, (VALIDATION,)) if val else None,
+                   "time_ratio": sorted(r["time_ratio"] for r in tune)[len(tune) // 2],
+                   "step_ratio": max(r["step_ratio"] for r in tune), "fits": fits(rs), "safe": safe(rs, refs),
+                   "stopped_by_budget": any(r["stopped_by_budget"] for r in tune), "chosen": picks[m][0] == i, "runs": rs}
+            rows.append(row)
+            mark = ("chosen" if row["chosen"] else "") + ("" if row["fits"] else " over budget") + ("" if row["safe"] else " unsafe")
+            table.add_row(m if i < 0 else "", row["values"], f"{row['tuning']:+.3f}",
+                          "" if row["validation"] is None else f"{row['validation']:+.3f}",
+                          f"{row['time_ratio']:.0%}", f"{row['step_ratio']:.0%}", mark.strip())
+        index, verdict = picks[m]
+        pick, ref = rows[index + 1], rows[0]
+        results[m] = {"chosen": index, "verdict": verdict, "over_budget": not pick["fits"], "rows": rows}
+        md.append(f"| {m} | {pick['values']} | {verdict} | {ref['tuning']:+.3f} / {ref['validation']:+.3f} | "
+                  f"{pick['tuning']:+.3f} / {pick['validation']:+.3f} | {pick['time_ratio']:.0%}{'' if pick['fits'] else ' !'} |")
+    console.print(table)
+    header = ("| method | setting | why | reference defaults: gap closed, tuning / validation | chosen: tuning / validation | "
+              "x retrain (time; ! over 20 %) |\n|---|---|---|---|---|---|\n")
+    legend = "\n".join(f"* {k}: {v}" for k, v in VERDICTS.items())
+    write_bytes(OUT.with_suffix(".md"), (f"# Sweep of the small_cnn defaults\n\n{__doc__.split('Procedure')[1].split('The chosen')[0].strip()}\n\n"
+               + legend + "\n\n" + header + "\n".join(md) + "\n").encode())
+    write_json(OUT.with_suffix(".json"), {
+        "benchmark": "sweep_methods", "budget": BUDGET, "useful": USEFUL, "tuning": TUNING, "validation": VALIDATION,
+        "settings": SETTINGS, "references": refs, "methods": results, "seconds": time.perf_counter() - start,
+        "provenance": provenance(),
     })
+    console.print(f"wrote {OUT.with_suffix('.json')} and .md in {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

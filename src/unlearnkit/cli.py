@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     data_args(q, "the forget set, e.g. identity_skewed:0.02, or a forget.json written by unlearnkit")
     q.add_argument("--method", required=True, help="registered method name (see `unlearnkit methods`)")
     q.add_argument("--checkpoint", required=True, help="the original model's .safetensors checkpoint")
-    q.add_argument("--preset", default="auto", help="named preset of method settings; auto = the dataset/model's, none = reference defaults")
+    q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
     q.add_argument("--budget", type=float, help="cap the run at this fraction of one retrain's optimizer steps (e.g. 0.2)")
 
     q = command("bench", "Benchmark methods: N seeds each against N cached retrains, scored and ranked.")
@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     q.set_defaults(forget="identity_skewed:0.02", seeds="16", out="runs/bench")
     q.add_argument("--model", default="small_cnn", help="registered model name")
     q.add_argument("--methods", help="comma-separated method names (default: the competition's top 3, salun, orthogonal_surgery, finetune)")
-    q.add_argument("--preset", default="auto", help="method presets: auto (the dataset/model's), or none")
+    q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
     q.add_argument("--no-ceiling", action="store_true", help="skip the second set of retrains that scores a perfect unlearner")
     q.add_argument("--budget", type=float, help="cap each method run at this fraction of one retrain's optimizer steps (e.g. 0.2)")
     q.add_argument("--strategy", default="auto", choices=["auto", "sequential", "vmap", "processes"],
@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--model", help="a state dict's registered architecture (default: inferred from its tensors)")
     q.add_argument("--method", help="unlearning method (default: the best on our recorded leaderboards within --budget, "
                    "or within 20%% of a retrain without one)")
-    q.add_argument("--preset", default="auto", help="named preset of method settings; auto = the dataset/model's, none = reference defaults")
+    q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
     q.add_argument("--budget", type=float, help="cap the method at this fraction of one retrain's optimizer steps (e.g. 0.2)")
     q.add_argument("--references", type=int, default=0, metavar="N",
                    help="score (ε, δ) against N retrains, +N for the ceiling, trained into the cache where missing (N >= 8); "

@@ -121,3 +121,24 @@ def test_probe_of_an_incomplete_or_unreadable_folder(tmp_path):
     assert "magic number" in probe_fashion_mnist(FashionMnistConfig(root=str(tmp_path)))["unreadable"]
     (tmp_path / "empty").mkdir()
     assert probe_fashion_mnist(FashionMnistConfig(root=str(tmp_path / "empty"))) is None
+
+
+def test_train_and_test_size_draw_seeded_subsets(tmp_path):
+    arrays = _write(tmp_path, n_train=10, n_test=6)
+    cfg = FashionMnistConfig(root=str(tmp_path), image_size=28, val_fraction=0.2, train_size=5, test_size=3)
+    ds = load_fashion_mnist(cfg)
+    assert len(ds.labels) == 8 and (ds.split == 2).sum() == 3 and (ds.split == 1).sum() == 1
+    train = [next(i for i in range(10) if np.array_equal(arrays["train_images"][i], img)) for img in ds.images[:5, :, :, 0]]
+    assert train == sorted(train) and ds.labels[:5].tolist() == [arrays["train_labels"][i] for i in train]
+    again = load_fashion_mnist(cfg)
+    np.testing.assert_array_equal(ds.images, again.images)
+    other = load_fashion_mnist(FashionMnistConfig(root=str(tmp_path), image_size=28, val_fraction=0.2, train_size=5, test_size=3, seed=1))
+    assert not np.array_equal(ds.images[:5], other.images[:5])
+
+
+def test_sizes_beyond_the_files_or_negative_are_refused(tmp_path):
+    _write(tmp_path, n_train=10, n_test=4)
+    with pytest.raises(InputError, match=r"fashion_mnist.test_size=5, but the test files hold only 4 images"):
+        load_fashion_mnist(FashionMnistConfig(root=str(tmp_path), test_size=5))
+    with pytest.raises(InputError, match=r"fashion_mnist.train_size must be 0 \(all\) or a positive count, got -1"):
+        FashionMnistConfig(train_size=-1)

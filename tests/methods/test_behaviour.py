@@ -1,9 +1,9 @@
 """Behaviour on the built-in dataset: strong methods move the forget set towards a retrain's.
 
-A method registered with ``strong=True`` must, with its preset for synthetic/small_cnn and seed 0,
-close at least a quarter of the gap between the original's and a retrained model's forget-set
-accuracy, move the forget set's mean logit-scaled confidence the same way, and keep retain accuracy
-within 5 points of the original's.
+A method registered with ``strong=True`` must, with its ``auto`` defaults for small_cnn
+(methods/defaults.py) and seed 0, close at least a quarter of the gap between the original's and a
+retrained model's forget-set accuracy, move the forget set's mean logit-scaled confidence the same
+way, and keep retain accuracy within 5 points of the original's.
 """
 
 from __future__ import annotations

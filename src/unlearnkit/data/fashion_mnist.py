@@ -48,9 +48,14 @@ class FashionMnistConfig:
     image_size: int = 32
     val_fraction: float = 0.1     # of the official training set, drawn with seed
     seed: int = 0
+    train_size: int = 0           # >0: a seeded draw of this many official training images (before the val split)
+    test_size: int = 0            # >0: a seeded draw of this many official test images
 
     def __post_init__(self) -> None:
         check_image_size(self.image_size, "fashion_mnist.")
+        for name in ("train_size", "test_size"):
+            if getattr(self, name) < 0:
+                raise InputError(f"fashion_mnist.{name} must be 0 (all) or a positive count, got {getattr(self, name)}")
 
 
 def probe_fashion_mnist(cfg: FashionMnistConfig) -> dict | None:
@@ -112,7 +117,8 @@ def load_fashion_mnist(cfg: FashionMnistConfig) -> ImageDataset:
                 f"is out of range; expected 0..{len(CLASS_NAMES) - 1}"
             )
         parts.append((images, labels.astype(np.int64)))
-    (train_x, train_y), (test_x, test_y) = parts
+    (train_x, train_y), (test_x, test_y) = (_draw(x, y, size, cfg.seed, part) for (x, y), size, part
+                                            in zip(parts, (cfg.train_size, cfg.test_size), ("train", "test")))
     train_split = assign_split(len(train_y), None, val_fraction=cfg.val_fraction, test_fraction=0.0, seed=cfg.seed)
     split = np.concatenate([np.where(train_split == VAL, VAL, TRAIN), np.full(len(test_y), 2)]).astype(np.int8)
     images = np.concatenate([train_x, test_x])[..., None]
@@ -126,6 +132,16 @@ def load_fashion_mnist(cfg: FashionMnistConfig) -> ImageDataset:
         source=str(base),
         meta={},
     )
+
+
+def _draw(x: np.ndarray, y: np.ndarray, size: int, seed: int, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` examples of one official split, drawn with ``seed`` (in file order); 0: all of them."""
+    if size == 0:
+        return x, y
+    if size > len(y):
+        raise InputError(f"fashion_mnist.{part}_size={size}, but the {part} files hold only {len(y)} images")
+    keep = np.sort(np.random.default_rng([seed, ("train", "test").index(part)]).choice(len(y), size, replace=False))
+    return x[keep], y[keep]
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:

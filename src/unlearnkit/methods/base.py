@@ -113,15 +113,9 @@ def _step_budget(max_steps: int | None) -> Iterator[None]:
         handle.remove()
 
 
-def method_config(name: str, overrides: dict[str, Any] | None = None, *, preset: str | None = None):
-    """The config of method ``name``: reference defaults, then a named preset, then overrides."""
-    entry = METHODS.entry(name)
-    base: dict[str, Any] = {}
-    if preset is not None:
-        presets = entry.meta.get("presets", {})
-        if preset in presets:
-            base = dict(presets[preset])
-    return from_dict(entry.config, {**base, **(overrides or {})}, where=f"method.{name}")
+def method_config(name: str, overrides: dict[str, Any] | None = None):
+    """The config of method ``name``: its reference defaults with ``overrides``."""
+    return from_dict(METHODS.entry(name).config, dict(overrides or {}), where=f"method.{name}")
 
 
 def run_method(

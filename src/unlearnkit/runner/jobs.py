@@ -18,6 +18,7 @@ from unlearnkit.engine.train import TrainConfig, TrainResult, accuracy
 from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, write_json
 from unlearnkit.methods import METHODS, method_config, run_method
+from unlearnkit.methods.defaults import resolve_values, transfer_defaults
 from unlearnkit.metrics.efficiency import cost_ratios, proc_bytes, retrain_steps
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
@@ -33,14 +34,15 @@ DEFAULT_SEEDS = 16
 
 
 def resolve_method_config(method: str, preset: str | None, setting: SettingConfig, options: dict | None = None):
-    """A method's config: its reference defaults, then a named preset (``auto``: the one for this
-    dataset and model, if any), then ``options``. Returns (config, the preset used or None)."""
-    presets = METHODS.entry(method).meta.get("presets", {})
-    key = f"{setting.dataset}/{setting.model.removeprefix('test_')}" if preset == "auto" else preset
-    if preset not in (None, "auto") and key not in presets:
-        raise InputError(f"method {method} has no preset {preset!r}; presets: {', '.join(presets) or '(none)'}")
-    used = key if key in presets else None
-    return method_config(method, options or {}, preset=used), used
+    """A method's config: its reference defaults, then (``preset="auto"``) the swept defaults for the
+    setting's model family, resolved against the setting's recipe (see
+    :mod:`unlearnkit.methods.defaults`), then ``options``. Returns (config, the family used or None)."""
+    if preset not in (None, "auto"):
+        raise InputError(f"--preset {preset!r}: expected auto (the swept defaults for the model) or none (the reference defaults)")
+    swept = transfer_defaults(method, setting.model) if preset == "auto" else None
+    base = resolve_values(swept, setting.train) if swept else {}
+    used = setting.model.removeprefix("test_") if swept else None
+    return method_config(method, {**base, **(options or {})}), used
 
 
 # -- train ----------------------------------------------------------------------------------------

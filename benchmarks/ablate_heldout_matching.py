@@ -1,0 +1,97 @@
+"""Ablation of heldout_matching on the bench protocol: the method with each component removed.
+
+    python benchmarks/ablate_heldout_matching.py                              # built-in dataset, N = 16
+    python benchmarks/ablate_heldout_matching.py --dataset digits --forget class:3 --seeds 32
+
+Every variant is one ``unlearnkit bench`` of heldout_matching alone with some settings changed, in
+its own results folder; all share one cache, so the original and the 2N retrains are trained once.
+Prints a table and writes benchmarks/results/ablate_heldout_matching[-DATASET-FORGET].{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from unlearnkit.io import provenance, write_bytes, write_json
+from unlearnkit.runner.bench import Backend, run_bench
+from unlearnkit.runner.jobs import make_bench_job
+from unlearnkit.runner.setting import make_setting_config
+
+METHOD = "heldout_matching"
+VARIANTS: dict[str, dict] = {
+    "full method (defaults)": {},
+    "no look-alike draw (mean of the k)": {"draw": False},
+    "no difficulty matching (any same-class example)": {"neighbours": 1_000_000},
+    "look-alikes of any class": {"same_class": False},
+    "no retain distillation (cross-entropy)": {"distill": False},
+    "no forget matching (distillation only)": {"forget_weight": 0.0},
+    "plus shrink-perturb 0.1": {"perturb": 0.1},
+    "half the steps": {"budget": 0.03},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="synthetic")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="dataset options, e.g. image_size=16")
+    ap.add_argument("--forget", default="identity_skewed:0.02")
+    ap.add_argument("--forget-seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--out", default="runs/ablate_heldout_matching")
+    args = ap.parse_args()
+    options = {k: _number(v) for k, v in (s.split("=", 1) for s in args.set)}
+    setting = make_setting_config(dataset=args.dataset, dataset_options=options, forget=args.forget,
+                                  forget_options={"seed": args.forget_seed})
+    tag = f"{args.dataset}-{args.forget.replace(':', '')}-f{args.forget_seed}-n{args.seeds}"
+    out = Path(args.out) / tag
+    backend = Backend(workers=args.workers)
+    quiet = Console(quiet=True)
+    rows, start = [], time.perf_counter()
+    for i, (label, overrides) in enumerate(VARIANTS.items()):
+        job = make_bench_job(setting, methods=(METHOD,), method_options={METHOD: overrides}, seeds=args.seeds,
+                             ceiling=i == 0, out=str(out / f"variant{i}"), cache_dir=str(out / "cache"))
+        board = run_bench(job, backend, console=quiet)
+        for row in board["rows"]:
+            if row["method"] == METHOD or i == 0:
+                rows.append({"variant": label if row["method"] == METHOD else "retrain (ceiling)", "overrides": overrides,
+                             **{k: row[k] for k in ("score", "score_interval", "forget_quality", "forget_quality_bounded",
+                                                   "time_ratio", "klom_forget")},
+                             "forget": row["accuracy"]["forget"], "retain": row["accuracy"]["retain"], "test": row["accuracy"]["test"]})
+    rows.sort(key=lambda r: r["variant"] != "retrain (ceiling)")
+    table = Table(title=f"{METHOD} ablation: {args.dataset}, {args.forget} (forget seed {args.forget_seed}), N = {args.seeds}")
+    cols = ("variant", "score [95 % CI]", "F", "F bounded", "KLoM forget", "forget", "retain", "test", "x retrain")
+    for col in cols:
+        table.add_column(col)
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        ci = f" [{r['score_interval'][0]:.3f}, {r['score_interval'][1]:.3f}]" if r["score_interval"] else ""
+        cells = (r["variant"], f"{r['score']:.3f}{ci}", f"{r['forget_quality']:.3f}", f"{r['forget_quality_bounded']:.3f}",
+                 f"{r['klom_forget']:.2f}" if r["klom_forget"] is not None else "", f"{r['forget']:.3f}", f"{r['retain']:.3f}",
+                 f"{r['test']:.3f}", f"{r['time_ratio']:.1%}" if r["time_ratio"] is not None else "")
+        table.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+    Console().print(table)
+    name = Path(__file__).parent / "results" / f"ablate_{METHOD}-{tag}"
+    write_bytes(name.with_suffix(".md"), ("\n".join([f"# {table.title}", "", *md]) + "\n").encode())
+    write_json(name.with_suffix(".json"), {"benchmark": f"ablate_{METHOD}", "dataset": args.dataset, "dataset_options": options,
+                                           "forget": args.forget, "forget_seed": args.forget_seed, "seeds": args.seeds,
+                                           "rows": rows, "seconds": time.perf_counter() - start, "provenance": provenance()})
+
+
+def _number(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+if __name__ == "__main__":
+    main()
