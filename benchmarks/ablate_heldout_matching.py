@@ -4,7 +4,8 @@
     python benchmarks/ablate_heldout_matching.py --dataset digits --forget class:3 --seeds 32
 
 Every variant is one ``unlearnkit bench`` of heldout_matching alone with some settings changed, in
-its own results folder; all share one cache, so the original and the 2N retrains are trained once.
+its own results folder; all share unlearnkit's cache, so the original and the 2N retrains are
+trained once (or not at all after a bench of the same setting).
 Prints a table and writes benchmarks/results/ablate_heldout_matching[-DATASET-FORGET].{json,md}.
 """
 
@@ -26,10 +27,11 @@ METHOD = "heldout_matching"
 VARIANTS: dict[str, dict] = {
     "full method (defaults)": {},
     "no look-alike draw (mean of the k)": {"draw": False},
-    "no difficulty matching (any same-class example)": {"neighbours": 1_000_000},
-    "look-alikes of any class": {"same_class": False},
+    "no difficulty matching (any held-out example)": {"neighbours": 1_000_000},
+    "look-alikes of the same class": {"same_class": True},
     "no retain distillation (cross-entropy)": {"distill": False},
     "no forget matching (distillation only)": {"forget_weight": 0.0},
+    "plus reset of the last 2 stages": {"reset": 2},
     "plus shrink-perturb 0.1": {"perturb": 0.1},
     "half the steps": {"budget": 0.03},
 }
@@ -44,6 +46,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", default="runs/ablate_heldout_matching")
+    ap.add_argument("--cache-dir", default="", help="where the original and references are cached (default: unlearnkit's)")
     args = ap.parse_args()
     options = {k: _number(v) for k, v in (s.split("=", 1) for s in args.set)}
     setting = make_setting_config(dataset=args.dataset, dataset_options=options, forget=args.forget,
@@ -55,7 +58,7 @@ def main() -> None:
     rows, start = [], time.perf_counter()
     for i, (label, overrides) in enumerate(VARIANTS.items()):
         job = make_bench_job(setting, methods=(METHOD,), method_options={METHOD: overrides}, seeds=args.seeds,
-                             ceiling=i == 0, out=str(out / f"variant{i}"), cache_dir=str(out / "cache"))
+                             ceiling=i == 0, out=str(out / f"variant{i}"), cache_dir=args.cache_dir)
         board = run_bench(job, backend, console=quiet)
         for row in board["rows"]:
             if row["method"] == METHOD or i == 0:

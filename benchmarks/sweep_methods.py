@@ -5,10 +5,11 @@
 
 Procedure (stated here, recorded in benchmarks/results/sweep_methods.{json,md}):
 
-1. Tuning settings, three originals and forget sets: the built-in dataset with an identity forget
-   set (``identity_skewed:0.02``, forget seed 1, not the bench's seed 0), ``digits`` with a random
-   5 % forget set, and ``digits`` with a whole class (``class:3``). Validation setting, never seen by
-   the choice: ``fashion_mnist`` (5,000 training photos at 16x16, a random 2 % forget set).
+1. Tuning settings, four forget sets on three originals: the built-in dataset with two identity
+   forget sets (``identity_skewed:0.02`` with forget seeds 1 and 0, the latter the default bench's),
+   ``digits`` with a random 5 % forget set, and ``digits`` with a whole class (``class:3``).
+   Validation setting, never seen by the choice: ``fashion_mnist`` (5,000 training photos at 16x16,
+   a random 2 % forget set).
 2. Per setting: one original and two retrains (seeds 0, 1; the retrain is timed, one thread).
 3. Per method: the reference defaults (uncapped: what the authors ran), then candidates stated
    relative to the setting (:class:`~unlearnkit.methods.defaults.OfRecipe`: epochs as a fraction
@@ -55,7 +56,7 @@ from unlearnkit.config import to_dict
 from unlearnkit.engine.checkpoint import load_checkpoint, save_checkpoint
 from unlearnkit.engine.train import predict, train_model
 from unlearnkit.methods import METHODS, method_config, run_method
-from unlearnkit.methods.defaults import OfRecipe, describe, resolve_values
+from unlearnkit.methods.defaults import E, L, describe, resolve_values
 from unlearnkit.io import provenance, write_bytes, write_json
 from unlearnkit.metrics.efficiency import measure, retrain_steps
 from unlearnkit.runner.setting import make_setting_config, resolve_setting
@@ -71,21 +72,14 @@ OUT = Path(__file__).parent / "results" / "sweep_methods"
 
 SETTINGS = {
     "synthetic/identity_skewed": dict(dataset="synthetic", forget="identity_skewed:0.02", forget_options={"seed": 1}),
+    "synthetic/identity_skewed_0": dict(dataset="synthetic", forget="identity_skewed:0.02"),
     "digits/random": dict(dataset="digits", forget="random:0.05"),
     "digits/class": dict(dataset="digits", forget="class:3"),
     "fashion_mnist/random": dict(dataset="fashion_mnist", forget="random:0.02",
                                  dataset_options={"train_size": 5556, "test_size": 2000, "image_size": 16}),
 }
-TUNING = ("synthetic/identity_skewed", "digits/random", "digits/class")
+TUNING = ("synthetic/identity_skewed", "synthetic/identity_skewed_0", "digits/random", "digits/class")
 VALIDATION = "fashion_mnist/random"
-
-
-def E(f: float) -> OfRecipe:
-    return OfRecipe("epochs", f)
-
-
-def L(f: float) -> OfRecipe:
-    return OfRecipe("lr", f)
 
 
 def grid(**axes) -> list[dict]:
@@ -128,7 +122,8 @@ CANDIDATES: dict[str, list[dict]] = {
     "oleszko": grid(epochs=[E(0.1)], p=[{"prune_fraction": 0.99, "lr": L(1 / 6)}, {"prune_fraction": 0.95, "lr": L(5 / 3)},
                                         {"prune_fraction": 0.9, "lr": L(5 / 3)}, {"prune_fraction": 0.7, "lr": L(5 / 3)},
                                         {"prune_fraction": 0.5, "lr": L(5 / 3)}]),
-    "transposed": grid(epochs=[E(0.05), E(0.1)], lr=[L(1 / 30), L(1 / 3), L(10 / 3)]) + grid(epochs=[E(0.15), E(0.25)], lr=[L(10 / 3)]),
+    "transposed": grid(epochs=[E(0.05), E(0.1)], lr=[L(1 / 30), L(1 / 3), L(10 / 3)]) + grid(epochs=[E(0.15), E(0.25)], lr=[L(10 / 3)])
+                  + grid(epochs=[E(0.5)], lr=[L(10 / 3), L(10)]),
     "orthogonal_surgery": grid(surgery_lr=[L(3), L(10), L(30)], batch_size=[256], epochs=[2, 4]),
     "activation_pruning": grid(lr=[L(1 / 10), L(1 / 3), L(1)], epochs=[2, 5]),
     "fisher": [],
@@ -279,6 +274,29 @@ def worst_drop(rows: list[dict], refs: dict) -> float:
     return max(refs[r["setting"]]["original"]["retain"] - r["retain"] for r in rows if r["setting"] in TUNING)
 
 
+def _md_row(method: str, result: dict) -> str:
+    """One row of the .md table: the chosen setting, why, and its gap closed against the reference defaults'."""
+    pick, ref = result["rows"][result["chosen"] + 1], result["rows"][0]
+    return (f"| {method} | {pick['values']} | {result['verdict']} | {ref['tuning']:+.3f} / {ref['validation']:+.3f} | "
+            f"{pick['tuning']:+.3f} / {pick['validation']:+.3f} | {pick['time_ratio']:.0%}{'' if pick['fits'] else ' !'} |")
+
+
+def before_after(results: dict) -> list[str]:
+    """Rows of "reference defaults -> auto" forget / retain accuracy on the default bench's forget set
+    and on the validation setting, for every method whose auto setting is not its reference defaults."""
+    out = ["| method | built-in (the default bench's forget set): forget / retain | "
+           f"{VALIDATION} (validation): forget / retain |", "|---|---|---|"]
+    for m, r in results.items():
+        if r["chosen"] < 0:
+            continue
+        cells = []
+        for s in ("synthetic/identity_skewed_0", VALIDATION):
+            a, b = (next(x for x in row["runs"] if x["setting"] == s) for row in (r["rows"][0], r["rows"][r["chosen"] + 1]))
+            cells.append(f"{a['forget']:.2f} / {a['retain']:.2f} -> {b['forget']:.2f} / {b['retain']:.2f}")
+        out.append(f"| {m} | {cells[0]} | {cells[1]} |")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", default=",".join(CANDIDATES))
@@ -311,7 +329,7 @@ def main() -> None:
     table = Table(title=f"sweep: gap to retrain closed (tuning: {', '.join(TUNING)}; validation: {VALIDATION})")
     for col in ("method", "candidate", "tuning", "validation", "x retrain (time)", "x retrain (steps)", ""):
         table.add_column(col)
-    results, md = {}, []
+    results = {}
     for m in methods:
         rows = []
         for i in range(-1, len(CANDIDATES[m])):
@@ -329,16 +347,18 @@ def main() -> None:
                           "" if row["validation"] is None else f"{row['validation']:+.3f}",
                           f"{row['time_ratio']:.0%}", f"{row['step_ratio']:.0%}", mark.strip())
         index, verdict = picks[m]
-        pick, ref = rows[index + 1], rows[0]
-        results[m] = {"chosen": index, "verdict": verdict, "over_budget": not pick["fits"], "rows": rows}
-        md.append(f"| {m} | {pick['values']} | {verdict} | {ref['tuning']:+.3f} / {ref['validation']:+.3f} | "
-                  f"{pick['tuning']:+.3f} / {pick['validation']:+.3f} | {pick['time_ratio']:.0%}{'' if pick['fits'] else ' !'} |")
+        results[m] = {"chosen": index, "verdict": verdict, "over_budget": not rows[index + 1]["fits"], "rows": rows}
     console.print(table)
+    if args.reuse and OUT.with_suffix(".json").exists():
+        earlier = json.loads(OUT.with_suffix(".json").read_text())["methods"]
+        results = {m: results.get(m, earlier.get(m)) for m in CANDIDATES if m in results or m in earlier}
+    md = [_md_row(m, r) for m, r in results.items()]
     header = ("| method | setting | why | reference defaults: gap closed, tuning / validation | chosen: tuning / validation | "
               "x retrain (time; ! over 20 %) |\n|---|---|---|---|---|---|\n")
     legend = "\n".join(f"* {k}: {v}" for k, v in VERDICTS.items())
     write_bytes(OUT.with_suffix(".md"), (f"# Sweep of the small_cnn defaults\n\n{__doc__.split('Procedure')[1].split('The chosen')[0].strip()}\n\n"
-               + legend + "\n\n" + header + "\n".join(md) + "\n").encode())
+               + legend + "\n\n" + header + "\n".join(md)
+               + "\n\n## Reference defaults -> auto (one seed each)\n\n" + "\n".join(before_after(results)) + "\n").encode())
     write_json(OUT.with_suffix(".json"), {
         "benchmark": "sweep_methods", "budget": BUDGET, "useful": USEFUL, "tuning": TUNING, "validation": VALIDATION,
         "settings": SETTINGS, "references": refs, "methods": results, "seconds": time.perf_counter() - start,

@@ -46,5 +46,5 @@ def test_auto_resolves_against_the_setting_recipe():
 def test_the_table_is_the_sweeps_choice():
     """TRANSFER["small_cnn"] holds exactly the candidates benchmarks/sweep_methods.py chose."""
     record = json.loads(SWEEP.read_text())
-    chosen = {m: r["rows"][r["chosen"] + 1]["values"] for m, r in record["methods"].items() if (r["chosen"] or -1) >= 0}
+    chosen = {m: r["rows"][r["chosen"] + 1]["values"] for m, r in record["methods"].items() if r["chosen"] >= 0}
     assert {m: describe(v) for m, v in TRANSFER["small_cnn"].items()} == chosen

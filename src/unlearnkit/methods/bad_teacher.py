@@ -42,9 +42,9 @@ def bad_teacher(model: nn.Module, data: UnlearnData, cfg: BadTeacherConfig, *, s
     here averaged per example rather than per entry (a constant factor, immaterial under Adam).
     Adam, lr 1e-4, 1 epoch, batch 256.
 
-    small_cnn keeps the reference defaults under --preset auto (benchmarks/sweep_methods.py: no
-    candidate closed a useful part of the gap within 20 % of a retrain's steps, and the reference
-    defaults lose at most 5 points of retain accuracy on every tuning setting). An earlier one-seed
+    Defaults for small_cnn (--preset auto, methods/defaults.py, chosen by benchmarks/sweep_methods.py):
+    0.15x the recipe's epochs, 1/30x its learning rate (the safe candidate within the budget that
+    closed the most gap; the reference's single epoch forgets almost nothing there). An earlier one-seed
     sweep on the built-in dataset (identity_skewed:0.05 forget set, seed 0; original forget/retain/
     val accuracy .960/.976/.577, retrain .623/.992/.540) measured the following. One epoch there
     is 8 steps (about 73 on the reference's CIFAR-10 setting) and forgot nothing; 10 epochs give a

@@ -30,7 +30,7 @@ class ScrubConfig:
 @METHODS.register(
     "scrub",
     config=ScrubConfig,
-    strong=True,  # moves forget accuracy towards retrain's on synthetic (tests/methods/test_behaviour.py)
+    # not strong: on identity_skewed:0.05 its reference defaults overshoot (forget 0.03) and lose 22 points of retain accuracy
     reference="Kurmanji et al. 2023 (SGD lr 5e-4, 3 epochs, msteps 2, T 4, gamma 0.99, alpha 0.001)",
     tiny={"epochs": 1, "msteps": 1},
 )
