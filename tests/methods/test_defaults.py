@@ -48,3 +48,10 @@ def test_the_table_is_the_sweeps_choice():
     record = json.loads(SWEEP.read_text())
     chosen = {m: r["rows"][r["chosen"] + 1]["values"] for m, r in record["methods"].items() if r["chosen"] >= 0}
     assert {m: describe(v) for m, v in TRANSFER["small_cnn"].items()} == chosen
+
+
+def test_an_unknown_preset_is_refused_by_name():
+    from unlearnkit.errors import InputError
+
+    with pytest.raises(InputError, match=r"--preset 'synthetic/small_cnn': expected auto .* or none"):
+        resolve_method_config("finetune", "synthetic/small_cnn", make_setting_config())

@@ -45,6 +45,8 @@ class HeldoutMatchingConfig:
             raise InputError(f"heldout_matching.lr_scale must be positive, got {self.lr_scale}")
         if self.neighbours < 1:
             raise InputError(f"heldout_matching.neighbours must be at least 1, got {self.neighbours}")
+        if self.reset < 0:
+            raise InputError(f"heldout_matching.reset must be 0 (none) or a number of trailing stages, got {self.reset}")
         if not 0 <= self.perturb <= 1:
             raise InputError(f"heldout_matching.perturb must be in [0, 1], got {self.perturb}")
         for name in ("batch_size", "forget_batch_size"):
@@ -55,6 +57,7 @@ class HeldoutMatchingConfig:
 def features_and_logits(model: nn.Module, data: UnlearnData, which: TensorSet) -> tuple[torch.Tensor, torch.Tensor]:
     """The classifier's input features (L2-normalised) and the logits of ``model`` on ``which``."""
     captured: list[torch.Tensor] = []
+
     def grab(_module, args, _out) -> None:
         captured.append(args[0].detach().float().cpu())
 
