@@ -211,11 +211,19 @@ def recorded(methods: list[str]) -> dict[tuple[str, str, int], dict]:
                 i = r["index"]
                 if i >= len(CANDIDATES[m]):
                     continue
-                recipe = prepared(r["setting"])[0].recipe
+                recipe = make_setting_config(**config_for(r["setting"])).train
                 now = to_dict(method_config(m, resolve_values({} if i < 0 else CANDIDATES[m][i], recipe)))
                 if json.loads(json.dumps(now)) == r["config"]:
                     out[(r["setting"], m, i)] = r
     return out
+
+
+def by_candidate(runs: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    """``runs`` grouped by (method, candidate index)."""
+    by: dict[tuple[str, int], list[dict]] = {}
+    for r in runs:
+        by.setdefault((r["method"], r["index"]), []).append(r)
+    return by
 
 
 def _init() -> None:
@@ -316,16 +324,11 @@ def main() -> None:
         kept = recorded(methods) if args.reuse else {}
         tasks = [(s, m, i) for m in methods for i in range(-1, len(CANDIDATES[m])) for s in TUNING]
         runs = [kept[t] for t in tasks if t in kept] + list(pool.map(run_candidate, [t for t in tasks if t not in kept]))
-        # Validation: the reference defaults and every candidate that closes a quarter of the tuning gap.
-        by = {}
-        for r in runs:
-            by.setdefault((r["method"], r["index"]), []).append(r)
-        picks = {m: choose(m, by, refs) for m in methods}
+        # Validation: the reference defaults and the chosen setting.
+        picks = {m: choose(m, by_candidate(runs), refs) for m in methods}
         val_tasks = [(VALIDATION, m, i) for m in methods for i in {-1, picks[m][0]}]
         runs += [kept[t] for t in val_tasks if t in kept] + list(pool.map(run_candidate, [t for t in val_tasks if t not in kept]))
-    by = {}
-    for r in runs:
-        by.setdefault((r["method"], r["index"]), []).append(r)
+    by = by_candidate(runs)
     table = Table(title=f"sweep: gap to retrain closed (tuning: {', '.join(TUNING)}; validation: {VALIDATION})")
     for col in ("method", "candidate", "tuning", "validation", "x retrain (time)", "x retrain (steps)", ""):
         table.add_column(col)

@@ -30,9 +30,7 @@ def test_every_entry_is_a_valid_config_of_a_registered_method(family):
 
 
 def test_auto_resolves_against_the_setting_recipe():
-    family = next((f for f in TRANSFER if TRANSFER[f]), None)
-    if family is None:
-        pytest.skip("no swept defaults yet")
+    family = "small_cnn"
     method, values = next(iter(TRANSFER[family].items()))
     for epochs in (10, 40):
         setting = make_setting_config(model=family, train_options={"epochs": epochs})
