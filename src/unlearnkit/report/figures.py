@@ -112,22 +112,33 @@ def output_distributions(name: str, panels: list[dict]) -> str:
     return data_uri(fig)
 
 
-def _label_offsets(points: list[dict]) -> dict[str, float]:
-    """Vertical label offsets (points) that keep the labels of nearby markers from overprinting."""
+# Where a marker's label may go, in points from the marker (x, y, horizontal alignment), tried in
+# order: right of it, then above and below, then left. A label line is about 10 points.
+LABEL_SLOTS = tuple((dx, dy, ha) for dx, ha in ((6, "left"), (-6, "right")) for dy in (-3, 7, -13, 17, -23))
+
+
+def _label_offsets(points: list[dict]) -> dict[str, tuple[float, float, str] | None]:
+    """Per row, where its label goes beside its marker (see LABEL_SLOTS), or None where every slot
+    would overprint a label already placed (the marker is then numbered and named in a key)."""
     xs = [p["test"] for p in points]
     ys = [p["forget_quality"] for p in points]
     span_x = (max(xs) - min(xs)) or 1.0
     span_y = (max(ys) - min(ys)) or 1.0
-    placed: list[tuple[float, float]] = []
-    offsets = {}
+    # Boxes in units of the plot's size (about 300 x 200 points): a label is about a quarter of the
+    # width long and a twentieth of the height tall.
+    placed: list[tuple[float, float, float]] = []  # (left, right, middle height) of each placed label
+    out: dict[str, tuple[float, float, str] | None] = {}
     for p in sorted(points, key=lambda q: (-q["forget_quality"], q["test"])):
-        x, y, dy = (p["test"] - min(xs)) / span_x, (p["forget_quality"] - min(ys)) / span_y, 4.0
-        # A label line is about 10 points, a twentieth of the plot's height; nearby labels step down.
-        while any(abs(x - px) < 0.25 and abs(y + dy / 200 - py) < 0.05 for px, py in placed):
-            dy -= 10.0
-        placed.append((x, y + dy / 200))
-        offsets[p["name"]] = dy
-    return offsets
+        x, y = (p["test"] - min(xs)) / span_x, (p["forget_quality"] - min(ys)) / span_y
+        out[p["name"]] = None
+        for dx, dy, ha in LABEL_SLOTS:
+            lx, ly = x + dx / 300, y + dy / 200
+            left, right = (lx, lx + 0.25) if ha == "left" else (lx - 0.25, lx)
+            if not any(left < r and l < right and abs(ly - m) < 0.05 for l, r, m in placed):
+                placed.append((left, right, ly))
+                out[p["name"]] = (dx, dy, ha)
+                break
+    return out
 
 
 def forgetting_vs_utility(points: list[dict], retrain_test: float | None, ceiling_f: float | None) -> str:
@@ -141,14 +152,20 @@ def forgetting_vs_utility(points: list[dict], retrain_test: float | None, ceilin
     """
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     offsets = _label_offsets(points)
+    crowded = [p["name"] for p in points if offsets[p["name"]] is None]
     for p in points:
         ratio = p["time_ratio"] if p["time_ratio"] is not None else 0.0
         size = 30 + 250 * min(max(ratio, 0.0), 3.0)
         color = CEILING_COLOR if p["ceiling"] else UNLEARNED_COLOR
         ax.scatter([p["test"]], [p["forget_quality"]], s=size, color=color, alpha=0.6, edgecolors="black",
                    linewidths=0.5, marker="*" if p["ceiling"] else "o")
-        ax.annotate(p["name"], (p["test"], p["forget_quality"]), xytext=(6, offsets[p["name"]]), textcoords="offset points",
-                    fontsize=8)
+        slot = offsets[p["name"]]
+        if slot is None:
+            ax.annotate(str(crowded.index(p["name"]) + 1), (p["test"], p["forget_quality"]), xytext=(0, 0),
+                        textcoords="offset points", fontsize=6, ha="center", va="center")
+        else:
+            ax.annotate(p["name"], (p["test"], p["forget_quality"]), xytext=slot[:2], textcoords="offset points",
+                        fontsize=8, ha=slot[2], va="center")
     top = max([p["forget_quality"] for p in points] + [ceiling_f or 0.0])
     ax.set_ylim(0, min(1.05, max(0.05, 1.2 * top)))
     ax.margins(x=0.15)
@@ -163,6 +180,11 @@ def forgetting_vs_utility(points: list[dict], retrain_test: float | None, ceilin
     ax.tick_params(labelsize=7)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_title("marker area ∝ time × retrain", fontsize=8)
+    if crowded:
+        # Markers too crowded to name beside them carry a number; the key lists them.
+        key = "\n".join(f"{i}  {name}" for i, name in enumerate(crowded, 1))
+        ax.text(1.02, 1.0, key, transform=ax.transAxes, fontsize=7, va="top", ha="left")
+        fig.set_size_inches(5.6 + 1.4, 3.8)
     fig.tight_layout()
     return data_uri(fig)
 
