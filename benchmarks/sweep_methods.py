@@ -123,7 +123,9 @@ CANDIDATES: dict[str, list[dict]] = {
                                         {"prune_fraction": 0.9, "lr": L(5 / 3)}, {"prune_fraction": 0.7, "lr": L(5 / 3)},
                                         {"prune_fraction": 0.5, "lr": L(5 / 3)}]),
     "transposed": grid(epochs=[E(0.05), E(0.1)], lr=[L(1 / 30), L(1 / 3), L(10 / 3)]) + grid(epochs=[E(0.15), E(0.25)], lr=[L(10 / 3)])
-                  + grid(epochs=[E(0.5)], lr=[L(10 / 3), L(10)]),
+                  + grid(epochs=[E(0.5)], lr=[L(10 / 3), L(10)])
+                  + grid(optimizer=["adam"], epochs=[E(0.1)], lr=[L(1 / 3), L(1)])
+                  + grid(optimizer=["adam"], batch_size=[128], epochs=[E(0.2)], lr=[L(1 / 3), L(1), L(3)]),
     "orthogonal_surgery": grid(surgery_lr=[L(3), L(10), L(30)], batch_size=[256], epochs=[2, 4]),
     "activation_pruning": grid(lr=[L(1 / 10), L(1 / 3), L(1)], epochs=[2, 5]),
     "fisher": [],

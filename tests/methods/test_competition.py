@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import assert_equals_plain_sgd, make_tiny
+from unlearnkit.errors import InputError
 from unlearnkit.methods import METHODS, method_config, run_method
 from unlearnkit.methods.common import steps_per_epoch
 from unlearnkit.methods.fanchuan import contrastive_forget_loss, uniform_kl
@@ -168,6 +169,23 @@ def test_transposed_model_sees_transposed_images(tiny_models, model_name):
     x = data.retain.inputs(slice(0, 8))
     with torch.no_grad():
         assert torch.allclose(student(x), original.eval()(x.transpose(-1, -2)), atol=1e-5)
+
+
+def test_transposed_adam_fine_tunes_the_transposed_model_with_adam(tiny_original):
+    original, data = tiny_original
+    cfg = method_config("transposed", {"optimizer": "adam", "epochs": 1, "batch_size": 32, "lr": 1e-3})
+    out = run_method("transposed", original, data, cfg, seed=2).model
+    ref = copy.deepcopy(original).train()
+    transpose_kernels(ref, data.spec)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3, weight_decay=cfg.weight_decay)
+    for x, y in data.batches(data.retain, 32, generator(2, "ce", 0)):
+        opt.zero_grad()
+        F.cross_entropy(ref(x), y).backward()
+        opt.step()
+    for a, b in zip(out.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="transposed.optimizer"):
+        method_config("transposed", {"optimizer": "adamw"})
 
 
 def test_euclid_resets_only_the_stem_and_the_classifier(tiny_original):

@@ -89,7 +89,7 @@ TRANSFER: dict[str, dict[str, dict[str, Any]]] = {
         "euclid": {"lr": L(10), "distill_lr": L(9.0), "temperature": 2.0},
         "noise_injection": {"reset_epochs": 1, "noise_epochs": 1, "lr": L(4 / 3), "fine_lrs": (0.004, 0.004, 0.004, 0.01),
                             "noise_std": 0.01},
-        "transposed": {"epochs": E(0.15), "lr": L(10 / 3)},
+        "transposed": {"optimizer": "adam", "batch_size": 128, "epochs": E(0.2), "lr": L(3)},
     },
 }
 

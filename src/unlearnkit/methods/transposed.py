@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -21,10 +22,15 @@ class TransposedConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 64
+    # "sgd" is the reference's fine-tune (its original was trained with SGD); "adam" fine-tunes with
+    # Adam at ``lr`` and ``weight_decay`` (L2), the optimizer family of a recipe that trains with Adam.
+    optimizer: Literal["sgd", "adam"] = "sgd"
 
     def __post_init__(self) -> None:
         if self.epochs < 0:
             raise InputError(f"transposed.epochs must be non-negative, got {self.epochs}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise InputError(f"transposed.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
 
 
 def transpose_kernels(model: nn.Module, spec: ModelSpec) -> int:
@@ -69,7 +75,7 @@ def transposed(model: nn.Module, data: UnlearnData, cfg: TransposedConfig, *, se
     Every conv kernel's two spatial axes are swapped (``transpose_kernels``), which breaks the
     features' alignment with the data while keeping their statistics; then ``epochs`` epochs of CE
     on R re-align what R supports (SGD lr 1e-3, momentum 0.9, wd 5e-4, cosine annealed per epoch with
-    T_max = epochs, as in the reference). The only randomness is the batch order.
+    T_max = epochs, as in the reference; or Adam, see below). The only randomness is the batch order.
 
     This is half of the 5th-place submission. That team ensembled two unlearned models, this
     transposed-kernel fine-tune and a second one trained with pseudo-labels; only the transposed
@@ -86,25 +92,21 @@ def transposed(model: nn.Module, data: UnlearnData, cfg: TransposedConfig, *, se
           axes).
 
     Defaults for small_cnn (--preset auto, methods/defaults.py, chosen by benchmarks/sweep_methods.py):
-    0.15x the recipe's epochs, 10/3x its learning rate. Every candidate the sweep tried loses more
-    than 5 points of retain accuracy on some tuning setting; this one loses the least. At the
-    reference lr, 3 epochs do not re-align the transposed small CNN. An earlier one-seed sweep on the built-in
-    dataset (identity_skewed:0.05, seed 0; original 0.960 / 0.976 / 0.577, retrain 0.623 / 0.992 /
-    0.540; forget / retain / val) measured:
+    fine-tune with Adam, batch 128, 0.2x the recipe's epochs at 3x its learning rate. This is where
+    our setting forces a change: the reference fine-tunes with SGD because its original was trained
+    with SGD; small_cnn's recipe trains with Adam, and an SGD fine-tune of the transposed small CNN
+    does not re-align within the budget. Every SGD setting the sweep tried (up to half a retrain's
+    epochs, 1/30x to 10x the recipe's learning rate) loses more than 5 points of retain accuracy on
+    some tuning setting (the least damaging, 0.15x epochs at 10/3x, lost 10.5 points on
+    fashion_mnist at N = 16). With Adam, the chosen setting loses at most 3.3 points on the four
+    tuning settings and closes 0.53 of the gap to the retrains there; in the N = 16 validation benches
+    it keeps the built-in dataset's retain accuracy (0.989) and loses 6.9 points on fashion_mnist,
+    at 18 % of a retrain's time (the sweep's median, 23 %, is marked over budget: it uses the whole
+    20 % of a retrain's steps). ``optimizer="sgd"`` (``--preset none``) is the reference.
 
-    ==================  ======  ======  =====
-    lr                  forget  retain  val
-    ==================  ======  ======  =====
-    1e-3 (reference)    0.734   0.886   0.558
-    3e-3                0.633   0.926   0.591
-    1e-2                0.576   0.962   0.590
-    ==================  ======  ======  =====
-
-    Seed 1, lr 1e-2: 0.670 / 0.971 / 0.597.
-
-    Cost: epochs * ceil(|R|/64) steps: 3 epochs of R (the reference defaults), 0.15x the examples of
-    a 20-epoch retrain; on the synthetic small_cnn setting 252 steps = 0.3x retrain's 840 (batch 64
-    vs 128).
+    Cost: epochs * ceil(|R|/batch_size) steps. The reference defaults, 3 epochs at batch 64, are 0.3x
+    the steps of a 20-epoch retrain at batch 128 (252 of 840 on the synthetic small_cnn setting);
+    ``auto``, 4 epochs at batch 128, is 0.2x.
 
     References:
         5th-place solution, NeurIPS 2023 Machine Unlearning competition, Kaggle.
@@ -113,7 +115,10 @@ def transposed(model: nn.Module, data: UnlearnData, cfg: TransposedConfig, *, se
     """
     student = clone(model)
     transpose_kernels(student, data.spec)
-    opt = sgd(student.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(student.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = sgd(student.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     for epoch in range(cfg.epochs):
         cross_entropy_epoch(student, data, data.retain, opt, batch_size=cfg.batch_size, seed=seed, epoch=epoch)

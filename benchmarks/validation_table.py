@@ -1,0 +1,77 @@
+"""Merge the leaderboards of several benches of one setting into one validation table.
+
+    python benchmarks/validation_table.py synthetic runs/val/synthetic runs/val/synthetic_b ...
+    python benchmarks/validation_table.py fashion runs/val/fashion runs/val/fashion_b ...
+
+When the sweep (benchmarks/sweep_methods.py) changes a method's ``auto`` defaults, only that method
+is benched again, into a new folder over the same cached original and references. Benches are read
+in the order given and a later bench's row replaces an earlier one's, so the table holds every
+method at its current defaults. Every bench must share the original (its cache key): rows scored
+against different originals are not comparable. Writes
+benchmarks/results/bench_validation_NAME.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from unlearnkit.io import write_bytes, write_json
+
+RESULTS = Path(__file__).parent / "results"
+CEILING = "retrain (ceiling)"
+
+
+def merged(folders: list[Path]) -> tuple[dict, dict, list[dict]]:
+    """The first bench's leaderboard and bench.json, and every method's row from the last bench that has it."""
+    boards = [json.loads((f / "leaderboard.json").read_text()) for f in folders]
+    benches = [json.loads((f / "bench.json").read_text()) for f in folders]
+    keys = {b["original_key"] for b in benches}
+    if len(keys) != 1:
+        raise SystemExit(f"the benches do not share an original: keys {sorted(keys)} in {', '.join(map(str, folders))}")
+    rows: dict[str, dict] = {}
+    for board in boards:
+        rows.update({r["method"]: r for r in board["rows"]})
+    ceiling = [rows.pop(CEILING)] if CEILING in rows else []
+    return boards[0], benches[0], ceiling + sorted(rows.values(), key=lambda r: -r["score"])
+
+
+def markdown(name: str, folders: list[Path], board: dict, rows: list[dict]) -> str:
+    acc = board["original"]["accuracy"]
+    out = [
+        f"# Validation bench: {name} (N = {board['seeds']}, `--preset auto`)", "",
+        f"Setting: `{board['dataset']}`, forget set `{board['forget']}`, {board['forget_examples']} forget examples; "
+        f"original accuracy: retain {acc['retain']:.3f}, test {acc['test']:.3f}, forget {acc['forget']:.3f}. "
+        f"Rows from the benches {', '.join(f.name for f in folders)} (later benches replace the rows of methods "
+        "whose defaults the sweep changed).", "",
+        "| method | score [95 % CI] | F | F bounded | KLoM forget | forget acc | retain acc | Δ retain vs original "
+        "| test acc | × retrain |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        a, (lo, hi) = r["accuracy"], r["score_interval"]
+        out.append(
+            f"| {r['method']} | {r['score']:.3f} [{lo:.3f}, {hi:.3f}] | {r['forget_quality']:.3f} "
+            f"| {r['forget_quality_bounded']:.3f} | {r['klom_forget']:.2f} | {a['forget']:.3f} | {a['retain']:.3f} "
+            f"| {a['retain'] - acc['retain']:+.3f} | {a['test']:.3f} "
+            f"| {r['time_ratio']:.1%}{' !' if r['over_time_limit'] else ''} |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", help="the table's name: results/bench_validation_NAME.{md,json}")
+    ap.add_argument("benches", nargs="+", type=Path, help="bench folders, earliest first")
+    args = ap.parse_args()
+    board, bench, rows = merged(args.benches)
+    out = RESULTS / f"bench_validation_{args.name}"
+    write_bytes(out.with_suffix(".md"), markdown(args.name, args.benches, board, rows).encode())
+    write_json(out.with_suffix(".json"), {"benchmark": "validation bench", "setting": bench["summary"],
+                                          "original": board["original"], "from": [f.name for f in args.benches],
+                                          "rows": rows})
+    print(f"wrote {out}.md and .json ({len(rows)} rows)")
+
+
+if __name__ == "__main__":
+    main()
