@@ -1,14 +1,14 @@
-"""Merge the leaderboards of several benches of one setting into one validation table.
+"""Merge the leaderboards of several benches of one setting into one table.
 
-    python benchmarks/validation_table.py synthetic runs/val/synthetic runs/val/synthetic_b ...
-    python benchmarks/validation_table.py fashion runs/val/fashion runs/val/fashion_b ...
+    python benchmarks/validation_table.py validation_synthetic runs/val/synthetic runs/val/synthetic_b ...
+    python benchmarks/validation_table.py validation_fashion runs/val/fashion runs/val/fashion_b ...
+    python benchmarks/validation_table.py digits_class runs/val/digits_class ... --title "Bench: digits, class:3"
 
 When the sweep (benchmarks/sweep_methods.py) changes a method's ``auto`` defaults, only that method
 is benched again, into a new folder over the same cached original and references. Benches are read
 in the order given and a later bench's row replaces an earlier one's, so the table holds every
 method at its current defaults. Every bench must share the original (its cache key): rows scored
-against different originals are not comparable. Writes
-benchmarks/results/bench_validation_NAME.{md,json}.
+against different originals are not comparable. Writes benchmarks/results/bench_NAME.{md,json}.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ def merged(folders: list[Path]) -> tuple[dict, dict, list[dict]]:
     return boards[0], benches[0], ceiling + sorted(rows.values(), key=lambda r: -r["score"])
 
 
-def markdown(name: str, folders: list[Path], board: dict, rows: list[dict]) -> str:
+def markdown(title: str, folders: list[Path], board: dict, rows: list[dict]) -> str:
     acc = board["original"]["accuracy"]
     out = [
-        f"# Validation bench: {name} (N = {board['seeds']}, `--preset auto`)", "",
+        f"# {title} (N = {board['seeds']}, `--preset auto`)", "",
         f"Setting: `{board['dataset']}`, forget set `{board['forget']}`, {board['forget_examples']} forget examples; "
         f"original accuracy: retain {acc['retain']:.3f}, test {acc['test']:.3f}, forget {acc['forget']:.3f}. "
-        f"Rows from the benches {', '.join(f.name for f in folders)} (later benches replace the rows of methods "
-        "whose defaults the sweep changed).", "",
+        f"Rows from the benches {', '.join(f.name for f in folders)} (a later bench adds a method or replaces its row "
+        "when its defaults changed).", "",
         "| method | score [95 % CI] | F | F bounded | KLoM forget | forget acc | retain acc | Δ retain vs original "
         "| test acc | × retrain |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -61,13 +61,15 @@ def markdown(name: str, folders: list[Path], board: dict, rows: list[dict]) -> s
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("name", help="the table's name: results/bench_validation_NAME.{md,json}")
+    ap.add_argument("name", help="the table's name: results/bench_NAME.{md,json}")
     ap.add_argument("benches", nargs="+", type=Path, help="bench folders, earliest first")
+    ap.add_argument("--title", help="the table's heading (default: Validation bench: NAME without its prefix)")
     args = ap.parse_args()
     board, bench, rows = merged(args.benches)
-    out = RESULTS / f"bench_validation_{args.name}"
-    write_bytes(out.with_suffix(".md"), markdown(args.name, args.benches, board, rows).encode())
-    write_json(out.with_suffix(".json"), {"benchmark": "validation bench", "setting": bench["summary"],
+    title = args.title or f"Validation bench: {args.name.removeprefix('validation_')}"
+    out = RESULTS / f"bench_{args.name}"
+    write_bytes(out.with_suffix(".md"), markdown(title, args.benches, board, rows).encode())
+    write_json(out.with_suffix(".json"), {"benchmark": title, "setting": bench["summary"],
                                           "original": board["original"], "from": [f.name for f in args.benches],
                                           "rows": rows})
     print(f"wrote {out}.md and .json ({len(rows)} rows)")

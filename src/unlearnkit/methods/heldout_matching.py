@@ -150,7 +150,7 @@ def heldout_matching(model: nn.Module, data: UnlearnData, cfg: HeldoutMatchingCo
     Optionally (``perturb`` > 0) the weights are first shrunk towards a fresh initialisation drawn
     from the seed (Ash and Adams 2020), or (``reset`` = k) the last k trunk stages and the head are
     re-initialised from the seed and only they train, both other sources of seed-like diversity;
-    the ablation (benchmarks/ablate_heldout_matching.py) measures each part. The design, how the
+    the ablation (benchmarks/ablate.py --method heldout_matching) measures each part. The design, how the
     defaults were chosen (on forget seed 1 of the built-in dataset only) and its measurements are in
     docs/heldout_matching.md.
 

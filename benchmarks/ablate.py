@@ -1,12 +1,13 @@
-"""Ablation of heldout_matching on the bench protocol: the method with each component removed.
+"""Ablation of unlearnkit's own methods on the bench protocol: the method with each component removed.
 
-    python benchmarks/ablate_heldout_matching.py                              # built-in dataset, N = 16
-    python benchmarks/ablate_heldout_matching.py --dataset digits --forget class:3 --seeds 32
+    python benchmarks/ablate.py                                          # scramble_relearn, built-in dataset, N = 16
+    python benchmarks/ablate.py --method heldout_matching
+    python benchmarks/ablate.py --dataset digits --forget class:3 --seeds 32
 
-Every variant is one ``unlearnkit bench`` of heldout_matching alone with some settings changed, in
+Every variant is one ``unlearnkit bench`` of the method alone with some settings changed, in
 its own results folder; all share unlearnkit's cache, so the original and the 2N retrains are
 trained once (or not at all after a bench of the same setting).
-Prints a table and writes benchmarks/results/ablate_heldout_matching[-DATASET-FORGET].{json,md}.
+Prints a table and writes benchmarks/results/ablate_METHOD-DATASET-FORGET-fSEED-nN.{json,md}.
 """
 
 from __future__ import annotations
@@ -23,51 +24,67 @@ from unlearnkit.runner.bench import Backend, run_bench
 from unlearnkit.runner.jobs import make_bench_job
 from unlearnkit.runner.setting import make_setting_config
 
-METHOD = "heldout_matching"
-VARIANTS: dict[str, dict] = {
-    "full method (defaults)": {},
-    "no look-alike draw (mean of the k)": {"draw": False},
-    "no difficulty matching (any held-out example)": {"neighbours": 1_000_000},
-    "look-alikes of the same class": {"same_class": True},
-    "no retain distillation (cross-entropy)": {"distill": False},
-    "no forget matching (distillation only)": {"forget_weight": 0.0},
-    "plus reset of the last 2 stages": {"reset": 2},
-    "plus shrink-perturb 0.1": {"perturb": 0.1},
-    "half the steps": {"budget": 0.03},
+VARIANTS: dict[str, dict[str, dict]] = {
+    "scramble_relearn": {
+        "full method (defaults)": {},
+        "no scramble (relearn from the original)": {"scramble": False},
+        "one symmetry for all layers, strength 1": {"per_layer": False, "strength": 1.0},
+        "kernels mixed with themselves (strength 0.9)": {"strength": 0.9},
+        "no held-out level term": {"level_weight": 0.0},
+        "no calibration": {"calibrate": False},
+        "none of the three (fine-tuning on R)": {"scramble": False, "level_weight": 0.0, "calibrate": False},
+        "class-weighted relearning": {"class_weighted": True},
+        "no utility floor": {"retain_floor": 1.0},
+        "half the steps": {"budget": 0.065},
+        "twice the steps": {"budget": 0.26},
+    },
+    "heldout_matching": {
+        "full method (defaults)": {},
+        "no look-alike draw (mean of the k)": {"draw": False},
+        "no difficulty matching (any held-out example)": {"neighbours": 1_000_000},
+        "look-alikes of the same class": {"same_class": True},
+        "no retain distillation (cross-entropy)": {"distill": False},
+        "no forget matching (distillation only)": {"forget_weight": 0.0},
+        "plus reset of the last 2 stages": {"reset": 2},
+        "plus shrink-perturb 0.1": {"perturb": 0.1},
+        "half the steps": {"budget": 0.03},
+    },
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--method", default="scramble_relearn", choices=sorted(VARIANTS))
     ap.add_argument("--dataset", default="synthetic")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="dataset options, e.g. image_size=16")
     ap.add_argument("--forget", default="identity_skewed:0.02")
     ap.add_argument("--forget-seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--out", default="runs/ablate_heldout_matching")
+    ap.add_argument("--out", default="runs/ablate")
     ap.add_argument("--cache-dir", default="", help="where the original and references are cached (default: unlearnkit's)")
     args = ap.parse_args()
     options = {k: _number(v) for k, v in (s.split("=", 1) for s in args.set)}
     setting = make_setting_config(dataset=args.dataset, dataset_options=options, forget=args.forget,
                                   forget_options={"seed": args.forget_seed})
     tag = f"{args.dataset}-{args.forget.replace(':', '')}-f{args.forget_seed}-n{args.seeds}"
-    out = Path(args.out) / tag
+    method = args.method
+    out = Path(args.out) / method / tag
     backend = Backend(workers=args.workers)
     quiet = Console(quiet=True)
     rows, start = [], time.perf_counter()
-    for i, (label, overrides) in enumerate(VARIANTS.items()):
-        job = make_bench_job(setting, methods=(METHOD,), method_options={METHOD: overrides}, seeds=args.seeds,
+    for i, (label, overrides) in enumerate(VARIANTS[method].items()):
+        job = make_bench_job(setting, methods=(method,), method_options={method: overrides}, seeds=args.seeds,
                              ceiling=i == 0, out=str(out / f"variant{i}"), cache_dir=args.cache_dir)
         board = run_bench(job, backend, console=quiet)
         for row in board["rows"]:
-            if row["method"] == METHOD or i == 0:
-                rows.append({"variant": label if row["method"] == METHOD else "retrain (ceiling)", "overrides": overrides,
+            if row["method"] == method or i == 0:
+                rows.append({"variant": label if row["method"] == method else "retrain (ceiling)", "overrides": overrides,
                              **{k: row[k] for k in ("score", "score_interval", "forget_quality", "forget_quality_bounded",
                                                    "time_ratio", "klom_forget")},
                              "forget": row["accuracy"]["forget"], "retain": row["accuracy"]["retain"], "test": row["accuracy"]["test"]})
     rows.sort(key=lambda r: r["variant"] != "retrain (ceiling)")
-    table = Table(title=f"{METHOD} ablation: {args.dataset}, {args.forget} (forget seed {args.forget_seed}), N = {args.seeds}")
+    table = Table(title=f"{method} ablation: {args.dataset}, {args.forget} (forget seed {args.forget_seed}), N = {args.seeds}")
     cols = ("variant", "score [95 % CI]", "F", "F bounded", "KLoM forget", "forget", "retain", "test", "x retrain")
     for col in cols:
         table.add_column(col)
@@ -80,9 +97,9 @@ def main() -> None:
         table.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")
     Console().print(table)
-    name = Path(__file__).parent / "results" / f"ablate_{METHOD}-{tag}"
-    write_bytes(name.with_suffix(".md"), ("\n".join([f"# {table.title}", "", *md]) + "\n").encode())
-    write_json(name.with_suffix(".json"), {"benchmark": f"ablate_{METHOD}", "dataset": args.dataset, "dataset_options": options,
+    name = str(Path(__file__).parent / "results" / f"ablate_{method}-{tag}")  # the tag holds dots: no with_suffix
+    write_bytes(Path(name + ".md"), ("\n".join([f"# {table.title}", "", *md]) + "\n").encode())
+    write_json(Path(name + ".json"), {"benchmark": f"ablate_{method}", "dataset": args.dataset, "dataset_options": options,
                                            "forget": args.forget, "forget_seed": args.forget_seed, "seeds": args.seeds,
                                            "rows": rows, "seconds": time.perf_counter() - start, "provenance": provenance()})
 
