@@ -12,6 +12,8 @@ from torch import nn
 
 from unlearnkit.engine.tensors import TensorSet
 from unlearnkit.methods.base import UnlearnData, generator
+from unlearnkit.models import ModelSpec
+from unlearnkit.models.base import model_parts
 
 
 def sgd(params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
@@ -20,6 +22,24 @@ def sgd(params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float 
 
 def cosine(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
+
+
+def spatial_kernels(model: nn.Module, spec: ModelSpec, min_size: int = 1) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
+    """The weights of ``model`` that act on image space, each with the shape that shows its two spatial axes last.
+
+    Every square conv kernel of side at least ``min_size``, as it is; a model without convs (the MLP)
+    has its first Linear layer's weight instead, its input columns read as a C x H x W image. For
+    methods that transform kernels spatially (transposed, scramble_relearn).
+    """
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if convs:
+        return [(m.weight, tuple(m.weight.shape)) for m in convs
+                if m.weight.shape[-1] == m.weight.shape[-2] >= min_size]
+    stem = model_parts(model).stem
+    c, s = spec.in_channels, spec.image_size
+    if isinstance(stem, nn.Linear) and stem.in_features == c * s * s:
+        return [(stem.weight, (-1, c, s, s))]
+    return []
 
 
 def steps_per_epoch(data: TensorSet, batch_size: int) -> int:

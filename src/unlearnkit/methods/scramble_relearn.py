@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.engine.tensors import TensorSet
-from unlearnkit.engine.train import make_optimizer, predict
+from unlearnkit.engine.train import accuracy, make_optimizer, predict
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
-from unlearnkit.methods.common import cycled
+from unlearnkit.methods.common import cycled, spatial_kernels
 from unlearnkit.metrics.efficiency import retrain_steps
 from unlearnkit.models import ModelSpec
 from unlearnkit.models.base import model_parts
@@ -80,16 +79,10 @@ def scramble_kernels(model: nn.Module, spec: ModelSpec, g: torch.Generator, stre
     image. Returns how many weight tensors were turned.
     """
     keep = math.sqrt(1 - strength**2)
-    weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight.shape[-1] == m.weight.shape[-2] > 1]
-    shapes = [w.shape for w in weights]
-    if not any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        stem = model_parts(model).stem
-        c, s = spec.in_channels, spec.image_size
-        if isinstance(stem, nn.Linear) and stem.in_features == c * s * s:
-            weights, shapes = [stem.weight], [(-1, c, s, s)]
+    weights = spatial_kernels(model, spec, min_size=2)
     shared = int(torch.randint(1, 8, (1,), generator=g)) if not per_layer else None
     with torch.no_grad():
-        for w, shape in zip(weights, shapes):
+        for w, shape in weights:
             k = shared if shared is not None else int(torch.randint(1, 8, (1,), generator=g))
             image = w.reshape(shape)
             w.copy_((strength * square_symmetry(image, k) + keep * image).reshape(w.shape).clone())
@@ -234,9 +227,9 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
     relearn(steps, lr)
     if cfg.retain_floor < 1:
         probe = data.retain.subset(torch.randperm(len(data.retain), generator=generator(seed, "probe"))[:PROBE])
-        floor = accuracy_on(model, probe, data) - cfg.retain_floor
+        floor = accuracy(model, probe, runtime=data.runtime) - cfg.retain_floor
         chunk, extra = max(1, math.ceil(0.1 * steps)), 0
-        while accuracy_on(student, probe, data) < floor and extra < steps:
+        while accuracy(student, probe, runtime=data.runtime) < floor and extra < steps:
             relearn(chunk, 0.3 * lr)
             extra += chunk
     student.eval()
@@ -271,10 +264,6 @@ def calibrate(student: nn.Module, original: nn.Module, data: UnlearnData, kept: 
                     after = logit_confidence(val_logits[rows] / t, vy[rows]).mean()
                     head.bias[c] += float(before - after)
     return t
-
-
-def accuracy_on(model: nn.Module, which: TensorSet, data: UnlearnData) -> float:
-    return float((predict(model, which, runtime=data.runtime).argmax(1).cpu() == which.y.cpu()).float().mean())
 
 
 def level_gap(retain_logits: torch.Tensor, forget_logits: torch.Tensor, forget_y: torch.Tensor,

@@ -10,9 +10,8 @@ from torch import nn
 
 from unlearnkit.errors import InputError
 from unlearnkit.models import ModelSpec
-from unlearnkit.models.base import model_parts
 from unlearnkit.methods.base import METHODS, UnlearnData, clone
-from unlearnkit.methods.common import cross_entropy_epoch, sgd
+from unlearnkit.methods.common import cross_entropy_epoch, sgd, spatial_kernels
 
 
 @dataclass(frozen=True)
@@ -44,22 +43,11 @@ def transpose_kernels(model: nn.Module, spec: ModelSpec) -> int:
     Returns:
         How many weight tensors were transposed (non-square kernels are left alone).
     """
-    done = 0
+    weights = spatial_kernels(model, spec)
     with torch.no_grad():
-        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-        for conv in convs:
-            w = conv.weight
-            if w.shape[-1] == w.shape[-2]:
-                w.copy_(w.transpose(-1, -2).clone())
-                done += 1
-        if not convs:
-            stem = model_parts(model).stem
-            c, s = spec.in_channels, spec.image_size
-            if isinstance(stem, nn.Linear) and stem.in_features == c * s * s:
-                w = stem.weight
-                w.copy_(w.reshape(-1, c, s, s).transpose(-1, -2).reshape(w.shape).clone())
-                done += 1
-    return done
+        for w, shape in weights:
+            w.copy_(w.reshape(shape).transpose(-1, -2).reshape(w.shape).clone())
+    return len(weights)
 
 
 @METHODS.register(
