@@ -357,7 +357,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], None]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 success, 2 bad input)."""
+    """Run the CLI; returns the exit code (0 success, 2 bad input, 1 a unit that failed for another reason)."""
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except UnitsFailed as exc:
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        return 1
+        return 2 if exc.bad_input else 1
     except KeyboardInterrupt:
         Console(stderr=True, soft_wrap=True).print(
             "interrupted: every finished result is kept; run the same command again to resume", highlight=False)

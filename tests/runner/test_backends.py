@@ -152,3 +152,15 @@ def test_every_model_record_is_complete(reference):
         assert {"forget_logits", "test_logits", "retain_probe_logits", "meta"} <= set(record)
         assert np.isfinite(record["forget_logits"]).all()
         assert {"forget", "retain", "test", "val", "retain_probe"} <= set(run_meta(record)["accuracy"])
+
+
+def test_a_unit_refused_as_bad_input_exits_2_and_keeps_the_rest(tmp_path, capsys):
+    # No validation split: scramble_relearn refuses at run time, inside its units.
+    setting = TINY[:TINY.index("--methods")] + TINY[TINY.index("--seeds"):]  # TINY less its methods
+    args = ["bench", *setting, "--methods", "scramble_relearn", "--no-ceiling", "--workers", "1",
+            "--set", "dataset.val_fraction=0", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "scramble_relearn" in err and "validation split has none" in err
+    assert not (tmp_path / "out" / "leaderboard.json").exists()
+    assert list((tmp_path / "cache").rglob("seed_*.npz"))  # the references it trained are kept for a rerun

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
+from unlearnkit.errors import InputError
 from unlearnkit.runner.store import BenchStore
 from unlearnkit.runner.units import Unit, dependencies, unit_done, unit_todo
 
 
 class UnitsFailed(RuntimeError):
-    """Some units failed (after their retries); every other unit's results are stored."""
+    """Some units failed (after their retries); every other unit's results are stored.
 
-    def __init__(self, failures: dict[str, str]):
+    ``bad_input`` is true when every unit that raised raised an InputError (the rest were not run
+    for their sake): the run stopped on a bad setting, not on a fault, and the CLI exits 2.
+    """
+
+    def __init__(self, failures: dict[str, str], bad_input: bool = False):
         self.failures = failures
+        self.bad_input = bad_input
         lines = "\n".join(f"  {name}: {why}" for name, why in failures.items())
         super().__init__(f"{len(failures)} unit(s) did not finish; finished units are kept, rerun to retry:\n{lines}")
 
@@ -55,6 +61,7 @@ def run_units(store: BenchStore, units: list[Unit], executor: Executor, on_event
     """
     waiting = [u for u in units if u.kind != "score"]
     failed: dict[str, str] = {}
+    raised: list[BaseException] = []
     running: dict[Any, Unit] = {}
     finished = False
     try:
@@ -83,6 +90,7 @@ def run_units(store: BenchStore, units: list[Unit], executor: Executor, on_event
             for handle, outcome in executor.wait(list(running)):
                 unit = running.pop(handle)
                 if isinstance(outcome, BaseException):
+                    raised.append(outcome)
                     failed[unit.name] = f"{type(outcome).__name__}: {outcome}"
                     on_event("failed", unit, failed[unit.name])
                 else:
@@ -92,4 +100,4 @@ def run_units(store: BenchStore, units: list[Unit], executor: Executor, on_event
         # Interrupted (Ctrl-C, an error here): stop the workers now; what they finished is stored.
         executor.close(abort=not finished)
     if failed:
-        raise UnitsFailed(failed)
+        raise UnitsFailed(failed, bad_input=bool(raised) and all(isinstance(e, InputError) for e in raised))
