@@ -37,6 +37,10 @@ VARIANTS: dict[str, dict[str, dict]] = {
         "no utility floor": {"retain_floor": 1.0},
         "half the steps": {"budget": 0.065},
         "twice the steps": {"budget": 0.26},
+        # The budget study: does relearning for longer close the gap to the ceiling? (no floor: the
+        # budget alone decides)
+        "4x the steps, no utility floor": {"budget": 0.5, "retain_floor": 1.0},
+        "a retrain's steps, no utility floor": {"budget": 1.0, "retain_floor": 1.0},
     },
     "heldout_matching": {
         "full method (defaults)": {},

@@ -1,0 +1,148 @@
+"""One dataset's benches over several forget-set seeds, averaged: the own-method issue's protocol table.
+
+    python benchmarks/protocol_table.py synthetic runs/proto/synthetic_f3 runs/proto/synthetic_f6 runs/proto/synthetic_f7
+
+Each bench folder is one ``unlearnkit bench`` of the same dataset, method list and N with its own
+forget-set seed (``--set forget.seed=K``). For every method the table gives the score, F, bounded F
+and accuracies averaged over the seeds, the score's share of the ceiling's (the retrain ceiling row,
+averaged the same way), the time and memory ratios, and the mean score's 95 % interval: each
+bench's interval is F_N +- 1.96 SE (score.py's delete-d jackknife), so the mean of k independent
+seeds has SE = sqrt(sum SE_i^2) / k. "Overlaps" says whether that interval meets the ceiling's.
+Then it checks the issue's bar for the named method (``--method``, default scramble_relearn):
+highest mean score and bounded F of the non-retrain rows, at least 95 % of the ceiling, an
+interval overlapping the ceiling's, time at most 10 % and peak memory at most 1.2x a retrain's.
+Writes benchmarks/results/protocol_NAME.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from unlearnkit.io import provenance, write_bytes, write_json
+
+RESULTS = Path(__file__).parent / "results"
+CEILING = "retrain (ceiling)"
+Z = 1.959963984540054
+
+
+def load(folder: Path) -> tuple[dict, dict]:
+    return json.loads((folder / "leaderboard.json").read_text()), json.loads((folder / "bench.json").read_text())
+
+
+def averaged(boards: list[dict]) -> dict[str, dict]:
+    """Each method's mean over the benches (only methods present in every bench)."""
+    names = set.intersection(*({r["method"] for r in b["rows"]} for b in boards))
+    out = {}
+    for name in names:
+        rows = [next(r for r in b["rows"] if r["method"] == name) for b in boards]
+        mean = lambda f: _mean([f(r) for r in rows])  # noqa: E731
+        se = math.sqrt(sum(((r["score_interval"][1] - r["score_interval"][0]) / (2 * Z)) ** 2 for r in rows)) / len(rows)
+        score = mean(lambda r: r["score"])
+        out[name] = {
+            "method": name, "score": score, "score_interval": [max(0.0, score - Z * se), score + Z * se],
+            "per_seed_score": [r["score"] for r in rows], "forget_quality": mean(lambda r: r["forget_quality"]),
+            "forget_quality_bounded": mean(lambda r: r["forget_quality_bounded"]),
+            "forget": mean(lambda r: r["accuracy"]["forget"]), "retain": mean(lambda r: r["accuracy"]["retain"]),
+            "test": mean(lambda r: r["accuracy"]["test"]), "time_ratio": mean(lambda r: r["time_ratio"]),
+            "max_time_ratio": _max([r["time_ratio"] for r in rows]), "memory_ratio": mean(lambda r: r["memory_ratio"]),
+            "max_memory_ratio": _max([r["memory_ratio"] for r in rows]),
+        }
+    return out
+
+
+def _mean(values: list) -> float | None:
+    """The mean of the values that were measured (a row may lack a ratio: None)."""
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _max(values: list) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{x:.1%}"
+
+
+def verdict(rows: dict[str, dict], method: str) -> list[tuple[str, bool, str]]:
+    """The issue's bar, item by item: (what, met, the numbers)."""
+    me, ceiling = rows[method], rows[CEILING]
+    others = [r for n, r in rows.items() if n not in (method, CEILING)]
+    nobody = {"method": "no other method", "score": -math.inf, "forget_quality_bounded": -math.inf}
+    best = max(others, key=lambda r: r["score"], default=nobody)
+    best_f = max(others, key=lambda r: r["forget_quality_bounded"], default=nobody)
+    share = me["score"] / ceiling["score"]
+    return [
+        ("highest score", me["score"] > best["score"], f"{me['score']:.3f} against {best['method']} {best['score']:.3f}"),
+        ("highest bounded F", me["forget_quality_bounded"] > best_f["forget_quality_bounded"],
+         f"{me['forget_quality_bounded']:.3f} against {best_f['method']} {best_f['forget_quality_bounded']:.3f}"),
+        (">= 95 % of the ceiling", share >= 0.95, f"{share:.0%} ({me['score']:.3f} / {ceiling['score']:.3f})"),
+        ("interval overlaps the ceiling's", me["score_interval"][1] >= ceiling["score_interval"][0],
+         f"[{me['score_interval'][0]:.3f}, {me['score_interval'][1]:.3f}] against "
+         f"[{ceiling['score_interval'][0]:.3f}, {ceiling['score_interval'][1]:.3f}]"),
+        ("time <= 10 % of a retrain", me["max_time_ratio"] is not None and me["max_time_ratio"] <= 0.10,
+         f"mean {_pct(me['time_ratio'])}, worst seed {_pct(me['max_time_ratio'])}"),
+        ("peak memory <= 1.2x", me["max_memory_ratio"] is not None and me["max_memory_ratio"] <= 1.2,
+         f"mean {me['memory_ratio'] or 0:.2f}x, worst seed {me['max_memory_ratio'] or 0:.2f}x"),
+    ]
+
+
+def markdown(name: str, folders: list[Path], boards: list[dict], benches: list[dict], rows: dict[str, dict],
+             method: str) -> str:
+    b = boards[0]
+    seeds = [bench["setting"]["forget_config"].get("seed") for bench in benches]
+    ceiling = rows[CEILING]
+    ordered = [ceiling] + sorted((r for n, r in rows.items() if n != CEILING), key=lambda r: -r["score"])
+    out = [
+        f"# Protocol: {name}, forget set `{b['forget']}`, N = {b['seeds']}, forget seeds {', '.join(map(str, seeds))}", "",
+        f"Dataset `{b['dataset']}`; benches {', '.join(f.name for f in folders)}, `--preset auto`. Means over the "
+        "forget seeds; the interval is the mean's (each bench's jackknife SE combined); \"× retrain\" is one run's "
+        "time over one retrain's, the mean over seeds (worst seed in brackets).", "",
+        "| method | score [95 % CI] | % of ceiling | per seed | F | F bounded | forget | retain | test | × retrain | memory |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in ordered:
+        lo, hi = r["score_interval"]
+        out.append(
+            f"| {r['method']} | {r['score']:.3f} [{lo:.3f}, {hi:.3f}] | {r['score'] / ceiling['score']:.0%} "
+            f"| {' / '.join(f'{s:.3f}' for s in r['per_seed_score'])} | {r['forget_quality']:.3f} "
+            f"| {r['forget_quality_bounded']:.3f} | {r['forget']:.3f} | {r['retain']:.3f} | {r['test']:.3f} "
+            f"| {_pct(r['time_ratio'])} ({_pct(r['max_time_ratio'])}) "
+            f"| {'' if r['memory_ratio'] is None else format(r['memory_ratio'], '.2f') + 'x'} |")
+    if method in rows:
+        out += ["", f"The bar for `{method}`:", ""]
+        out += [f"- {'met' if ok else '**not met**'}: {what}: {numbers}" for what, ok, numbers in verdict(rows, method)]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", help="the table's name: results/protocol_NAME.{md,json}")
+    ap.add_argument("benches", nargs="+", type=Path, help="bench folders, one per forget seed")
+    ap.add_argument("--method", default="scramble_relearn", help="the method whose bar is checked")
+    args = ap.parse_args()
+    loaded = [load(f) for f in args.benches]
+    boards, benches = [b for b, _ in loaded], [j for _, j in loaded]
+    if len({(b["dataset"], b["forget"], b["seeds"]) for b in boards}) != 1:
+        raise SystemExit("the benches differ in dataset, forget kind or N: " + ", ".join(map(str, args.benches)))
+    if len({j["forget_fingerprint"] for j in benches}) != len(benches):
+        raise SystemExit("two benches share a forget set: give one bench per forget seed")
+    rows = averaged(boards)
+    if CEILING not in rows:
+        raise SystemExit("every bench needs its ceiling row (run the benches without --no-ceiling)")
+    out = RESULTS / f"protocol_{args.name}"
+    write_bytes(out.with_suffix(".md"), markdown(args.name, args.benches, boards, benches, rows, args.method).encode())
+    checks = verdict(rows, args.method) if args.method in rows else []
+    write_json(out.with_suffix(".json"), {
+        "benchmark": f"protocol_{args.name}", "from": [str(f) for f in args.benches],
+        "settings": [j["summary"] for j in benches], "rows": list(rows.values()),
+        "bar": [{"what": w, "met": ok, "numbers": n} for w, ok, n in checks], "provenance": provenance()})
+    print((out.with_suffix(".md")).read_text())
+
+
+if __name__ == "__main__":
+    main()

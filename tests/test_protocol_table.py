@@ -1,0 +1,77 @@
+"""benchmarks/protocol_table.py: averaging benches over forget seeds and checking the own-method bar."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "protocol_table.py"
+
+
+@pytest.fixture(scope="module")
+def table():
+    spec = importlib.util.spec_from_file_location("protocol_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(method: str, score: float, half: float, f_bounded: float, time: float | None, memory: float | None = 1.1) -> dict:
+    return {"method": method, "score": score, "score_interval": [score - half, score + half], "forget_quality": score,
+            "forget_quality_bounded": f_bounded, "accuracy": {"forget": 0.5, "retain": 0.9, "test": 0.3},
+            "time_ratio": time, "memory_ratio": memory}
+
+
+def bench(tmp_path: Path, name: str, seed: int, rows: list[dict]) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "leaderboard.json").write_text(json.dumps(
+        {"dataset": "synthetic", "forget": "identity_skewed:0.02", "seeds": 32, "rows": rows}))
+    (folder / "bench.json").write_text(json.dumps(
+        {"setting": {"forget_config": {"seed": seed}}, "forget_fingerprint": f"fp{seed}", "summary": {"seed": seed}}))
+    return folder
+
+
+def test_means_over_seeds_and_combines_the_intervals(table):
+    boards = [{"rows": [row("retrain (ceiling)", 0.20, 0.02, 0.99, 1.0), row("ours", 0.10, 0.04, 0.8, 0.12)]},
+              {"rows": [row("retrain (ceiling)", 0.22, 0.02, 0.99, 1.0), row("ours", 0.14, 0.02, 0.9, 0.08, None)]}]
+    rows = table.averaged(boards)
+    ours = rows["ours"]
+    assert ours["score"] == pytest.approx(0.12)
+    # each half-width is 1.96 SE; the mean of two independent seeds has SE sqrt(SE1^2 + SE2^2) / 2
+    assert ours["score_interval"][1] - ours["score"] == pytest.approx(math.sqrt(0.04**2 + 0.02**2) / 2)
+    assert ours["per_seed_score"] == [0.10, 0.14]
+    assert ours["max_time_ratio"] == 0.12 and ours["time_ratio"] == pytest.approx(0.10)
+    assert ours["memory_ratio"] == pytest.approx(1.1)  # the seed without a memory ratio is left out
+
+
+def test_the_bar_item_by_item(table):
+    rows = table.averaged([{"rows": [row("retrain (ceiling)", 0.20, 0.02, 0.99, 1.0), row("ours", 0.195, 0.03, 0.97, 0.09),
+                                     row("rival", 0.10, 0.01, 0.98, 0.05)]}])
+    met = {what: ok for what, ok, _ in table.verdict(rows, "ours")}
+    assert met == {"highest score": True, "highest bounded F": False, ">= 95 % of the ceiling": True,
+                   "interval overlaps the ceiling's": True, "time <= 10 % of a retrain": True, "peak memory <= 1.2x": True}
+    rows["ours"]["score"], rows["ours"]["score_interval"] = 0.15, [0.14, 0.16]
+    met = {what: ok for what, ok, _ in table.verdict(rows, "ours")}
+    assert not met[">= 95 % of the ceiling"] and not met["interval overlaps the ceiling's"]
+
+
+def test_writes_the_table_and_refuses_one_forget_set_twice(table, tmp_path, monkeypatch):
+    rows = [row("retrain (ceiling)", 0.2, 0.02, 0.99, 1.0), row("scramble_relearn", 0.12, 0.02, 0.8, 0.15)]
+    a, b = bench(tmp_path, "f3", 3, rows), bench(tmp_path, "f6", 6, rows)
+    monkeypatch.setattr(table, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "demo", str(a), str(b)])
+    table.main()
+    text = (tmp_path / "protocol_demo.md").read_text()
+    assert "forget seeds 3, 6" in text and "| scramble_relearn | 0.120 [" in text and "60%" in text
+    assert "**not met**: >= 95 % of the ceiling: 60% (0.120 / 0.200)" in text
+    saved = json.loads((tmp_path / "protocol_demo.json").read_text())
+    assert [c["met"] for c in saved["bar"]] == [True, True, False, False, False, True]
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "demo", str(a), str(a)])
+    with pytest.raises(SystemExit, match="share a forget set"):
+        table.main()
