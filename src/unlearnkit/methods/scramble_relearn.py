@@ -28,7 +28,7 @@ PROBE = 1024
 class ScrambleRelearnConfig:
     """Every default is relative to the setting: steps to a retrain's, the learning rate to the recipe's."""
 
-    budget: float = 0.12          # optimizer steps, as a fraction of one retrain's (counted at its batch size)
+    budget: float = 0.25          # optimizer steps, as a fraction of one retrain's (counted at its batch size)
     lr_scale: float = 1.0         # the recipe's optimizer at this multiple of its learning rate, cosine-decayed
     batch_size: int = 64          # retain examples per step
     scramble: bool = True         # turn every square conv kernel by a symmetry of the square drawn per seed
@@ -137,7 +137,8 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
     The competition's score compares, example by example, the N unlearned models' outputs on S with
     N retrained models'. A retrained model never saw S, so on S it behaves as a fully trained model
     does on unseen data: its outputs are placed by what R teaches and spread by the training's
-    randomness. The steps aim at that, in ``budget`` (12 %) of a retrain's optimizer steps:
+    randomness. The steps aim at that, in ``budget`` (25 %) of a retrain's optimizer steps (counted
+    at the recipe's batch size; a step here takes half that batch of R, plus the level term's):
 
     1. **Erase with seed-like diversity.** Each square conv kernel is turned by its own random
        non-identity symmetry of the square (a rotation or reflection) drawn from the seed
@@ -168,8 +169,10 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
     score reads. The forget and held-out examples pass through the model with the retain batch, in
     training mode, so their batch statistics enter the batch norms (a third of each batch).
 
-    The design, the measurements behind each choice (tuned on the built-in dataset's forget seed 1
-    only) and the ablation (benchmarks/ablate.py) are in docs/scramble_relearn.md.
+    The design, the measurements behind each choice (tuned on the built-in dataset's forget seeds
+    1, 2, 4 and 5; the budget last: 0.25 beat 0.12-with-the-floor on all four, by 0.022 on average,
+    and keeps retain accuracy within 4 points there) and the ablation (benchmarks/ablate.py) are in
+    docs/scramble_relearn.md.
 
     Cost: ``budget`` x a retrain's steps (up to twice that with the floor), each a forward and
     backward pass over one retain batch and ``level_batch_size`` forget and held-out examples, plus
