@@ -38,7 +38,7 @@ def averaged(boards: list[dict]) -> dict[str, dict]:
     out = {}
     for name in names:
         rows = [next(r for r in b["rows"] if r["method"] == name) for b in boards]
-        mean = lambda f: _mean([f(r) for r in rows])  # noqa: E731
+        mean = lambda f, rows=rows: _mean([f(r) for r in rows])  # noqa: E731
         se = math.sqrt(sum(((r["score_interval"][1] - r["score_interval"][0]) / (2 * Z)) ** 2 for r in rows)) / len(rows)
         score = mean(lambda r: r["score"])
         out[name] = {

@@ -138,7 +138,8 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
     N retrained models'. A retrained model never saw S, so on S it behaves as a fully trained model
     does on unseen data: its outputs are placed by what R teaches and spread by the training's
     randomness. The steps aim at that, in ``budget`` (25 %) of a retrain's optimizer steps (counted
-    at the recipe's batch size; a step here takes half that batch of R, plus the level term's):
+    at the recipe's batch size; a step here takes ``batch_size`` (64) retain examples, plus the
+    level term's):
 
     1. **Erase with seed-like diversity.** Each square conv kernel is turned by its own random
        non-identity symmetry of the square (a rotation or reflection) drawn from the seed
