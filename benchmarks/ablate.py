@@ -19,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from unlearnkit.config import parse_overrides
 from unlearnkit.io import provenance, write_bytes, write_json
 from unlearnkit.runner.bench import Backend, run_bench
 from unlearnkit.runner.jobs import make_bench_job
@@ -67,7 +68,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/ablate")
     ap.add_argument("--cache-dir", default="", help="where the original and references are cached (default: unlearnkit's)")
     args = ap.parse_args()
-    options = {k: _number(v) for k, v in (s.split("=", 1) for s in args.set)}
+    options = parse_overrides(args.set)
     setting = make_setting_config(dataset=args.dataset, dataset_options=options, forget=args.forget,
                                   forget_options={"seed": args.forget_seed})
     tag = f"{args.dataset}-{args.forget.replace(':', '')}-f{args.forget_seed}-n{args.seeds}"
@@ -105,15 +106,6 @@ def main() -> None:
     write_json(Path(name + ".json"), {"benchmark": f"ablate_{method}", "dataset": args.dataset, "dataset_options": options,
                                            "forget": args.forget, "forget_seed": args.forget_seed, "seeds": args.seeds,
                                            "rows": rows, "seconds": time.perf_counter() - start, "provenance": provenance()})
-
-
-def _number(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 if __name__ == "__main__":

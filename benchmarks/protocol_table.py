@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 from unlearnkit.io import provenance, write_bytes, write_json
@@ -28,13 +29,23 @@ CEILING = "retrain (ceiling)"
 Z = 1.959963984540054
 
 
+def refuse(message: str) -> None:
+    """Bad input: say what and exit 2, before anything is written."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def load(folder: Path) -> tuple[dict, dict]:
+    missing = [name for name in ("leaderboard.json", "bench.json") if not (folder / name).is_file()]
+    if missing:
+        refuse(f"{folder}: no {' or '.join(missing)}; expected a finished `unlearnkit bench` folder")
     return json.loads((folder / "leaderboard.json").read_text()), json.loads((folder / "bench.json").read_text())
 
 
 def averaged(boards: list[dict]) -> dict[str, dict]:
-    """Each method's mean over the benches (only methods present in every bench)."""
-    names = set.intersection(*({r["method"] for r in b["rows"]} for b in boards))
+    """Each method's mean over the benches (only methods present in every bench), in the first bench's order."""
+    common = set.intersection(*({r["method"] for r in b["rows"]} for b in boards))
+    names = [r["method"] for r in boards[0]["rows"] if r["method"] in common]
     out = {}
     for name in names:
         rows = [next(r for r in b["rows"] if r["method"] == name) for b in boards]
@@ -128,12 +139,12 @@ def main() -> None:
     loaded = [load(f) for f in args.benches]
     boards, benches = [b for b, _ in loaded], [j for _, j in loaded]
     if len({(b["dataset"], b["forget"], b["seeds"]) for b in boards}) != 1:
-        raise SystemExit("the benches differ in dataset, forget kind or N: " + ", ".join(map(str, args.benches)))
+        refuse("the benches differ in dataset, forget kind or N: " + ", ".join(map(str, args.benches)))
     if len({j["forget_fingerprint"] for j in benches}) != len(benches):
-        raise SystemExit("two benches share a forget set: give one bench per forget seed")
+        refuse("two benches share a forget set: give one bench per forget seed")
     rows = averaged(boards)
     if CEILING not in rows:
-        raise SystemExit("every bench needs its ceiling row (run the benches without --no-ceiling)")
+        refuse("every bench needs its ceiling row (run the benches without --no-ceiling)")
     out = RESULTS / f"protocol_{args.name}"
     write_bytes(out.with_suffix(".md"), markdown(args.name, args.benches, boards, benches, rows, args.method).encode())
     checks = verdict(rows, args.method) if args.method in rows else []

@@ -61,7 +61,7 @@ def test_the_bar_item_by_item(table):
     assert not met[">= 95 % of the ceiling"] and not met["interval overlaps the ceiling's"]
 
 
-def test_writes_the_table_and_refuses_one_forget_set_twice(table, tmp_path, monkeypatch):
+def test_writes_the_table_and_refuses_one_forget_set_twice(table, tmp_path, monkeypatch, capsys):
     rows = [row("retrain (ceiling)", 0.2, 0.02, 0.99, 1.0), row("scramble_relearn", 0.12, 0.02, 0.8, 0.15)]
     a, b = bench(tmp_path, "f3", 3, rows), bench(tmp_path, "f6", 6, rows)
     monkeypatch.setattr(table, "RESULTS", tmp_path)
@@ -73,5 +73,10 @@ def test_writes_the_table_and_refuses_one_forget_set_twice(table, tmp_path, monk
     saved = json.loads((tmp_path / "protocol_demo.json").read_text())
     assert [c["met"] for c in saved["bar"]] == [True, True, False, False, False, True]
     monkeypatch.setattr(sys, "argv", ["protocol_table.py", "demo", str(a), str(a)])
-    with pytest.raises(SystemExit, match="share a forget set"):
+    with pytest.raises(SystemExit) as stop:
         table.main()
+    assert stop.value.code == 2 and "share a forget set" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "demo", str(a), str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit) as stop:
+        table.main()
+    assert stop.value.code == 2 and "nothing: no leaderboard.json or bench.json" in capsys.readouterr().err
