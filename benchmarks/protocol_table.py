@@ -42,6 +42,19 @@ def load(folder: Path) -> tuple[dict, dict]:
     return json.loads((folder / "leaderboard.json").read_text()), json.loads((folder / "bench.json").read_text())
 
 
+def _family(board: dict, bench: dict) -> str:
+    """What the benches must share about their forget sets: the whole spec (``random:0.02``), or the
+    kind alone where the spec names the set itself (``class:2``, ``class:5``: one class per bench)."""
+    kind = bench.get("setting", {}).get("forget_kind")
+    return kind if kind in ("class", "identities") else board["forget"]
+
+
+def _which(board: dict, bench: dict) -> str:
+    """One bench's forget set, as the table's header names it: its seed, or its spec where the spec names it."""
+    seed = bench["setting"]["forget_config"].get("seed")
+    return board["forget"] if seed is None else str(seed)
+
+
 def averaged(boards: list[dict]) -> dict[str, dict]:
     """Each method's mean over the benches (only methods present in every bench), in the first bench's order."""
     common = set.intersection(*({r["method"] for r in b["rows"]} for b in boards))
@@ -105,11 +118,13 @@ def verdict(rows: dict[str, dict], method: str) -> list[tuple[str, bool, str]]:
 def markdown(name: str, folders: list[Path], boards: list[dict], benches: list[dict], rows: dict[str, dict],
              method: str) -> str:
     b = boards[0]
-    seeds = [bench["setting"]["forget_config"].get("seed") for bench in benches]
+    which = [_which(board, bench) for board, bench in zip(boards, benches)]
+    family = _family(b, benches[0])
     ceiling = rows[CEILING]
     ordered = [ceiling] + sorted((r for n, r in rows.items() if n != CEILING), key=lambda r: -r["score"])
     out = [
-        f"# Protocol: {name}, forget set `{b['forget']}`, N = {b['seeds']}, forget seeds {', '.join(map(str, seeds))}", "",
+        f"# Protocol: {name}, forget set `{family}`, N = {b['seeds']}, "
+        f"forget {'sets' if family != b['forget'] else 'seeds'} {', '.join(which)}", "",
         f"Dataset `{b['dataset']}`; benches {', '.join(f.name for f in folders)}, `--preset auto`. Means over the "
         "forget seeds; the interval is the mean's (each bench's jackknife SE combined); \"× retrain\" is one run's "
         "time over one retrain's, the mean over seeds (worst seed in brackets).", "",
@@ -138,7 +153,7 @@ def main() -> None:
     args = ap.parse_args()
     loaded = [load(f) for f in args.benches]
     boards, benches = [b for b, _ in loaded], [j for _, j in loaded]
-    if len({(b["dataset"], b["forget"], b["seeds"]) for b in boards}) != 1:
+    if len({(b["dataset"], _family(b, j), b["seeds"]) for b, j in loaded}) != 1:
         refuse("the benches differ in dataset, forget kind or N: " + ", ".join(map(str, args.benches)))
     if len({j["forget_fingerprint"] for j in benches}) != len(benches):
         refuse("two benches share a forget set: give one bench per forget seed")

@@ -27,13 +27,17 @@ def row(method: str, score: float, half: float, f_bounded: float, time: float | 
             "time_ratio": time, "memory_ratio": memory}
 
 
-def bench(tmp_path: Path, name: str, seed: int, rows: list[dict]) -> Path:
+def bench(tmp_path: Path, name: str, seed: int | None, rows: list[dict], forget: str = "identity_skewed:0.02") -> Path:
+    """A finished bench's two files; ``seed`` None for a forget set its spec names (``class:2``)."""
     folder = tmp_path / name
     folder.mkdir()
+    kind, _, arg = forget.partition(":")
     (folder / "leaderboard.json").write_text(json.dumps(
-        {"dataset": "synthetic", "forget": "identity_skewed:0.02", "seeds": 32, "rows": rows}))
+        {"dataset": "synthetic", "forget": forget, "seeds": 32, "rows": rows}))
+    config = {"seed": seed} if seed is not None else {"classes": [int(arg)]}
     (folder / "bench.json").write_text(json.dumps(
-        {"setting": {"forget_config": {"seed": seed}}, "forget_fingerprint": f"fp{seed}", "summary": {"seed": seed}}))
+        {"setting": {"forget_kind": kind, "forget_config": config}, "forget_fingerprint": f"fp{forget}{seed}",
+         "summary": {"seed": seed}}))
     return folder
 
 
@@ -80,3 +84,18 @@ def test_writes_the_table_and_refuses_one_forget_set_twice(table, tmp_path, monk
     with pytest.raises(SystemExit) as stop:
         table.main()
     assert stop.value.code == 2 and "nothing: no leaderboard.json or bench.json" in capsys.readouterr().err
+
+
+def test_class_benches_are_one_class_each_and_other_specs_must_agree(table, tmp_path, monkeypatch, capsys):
+    rows = [row("retrain (ceiling)", 0.2, 0.02, 0.99, 1.0), row("scramble_relearn", 0.1, 0.02, 0.8, 0.09)]
+    a, b = bench(tmp_path, "c2", None, rows, "class:2"), bench(tmp_path, "c5", None, rows, "class:5")
+    monkeypatch.setattr(table, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "digits", str(a), str(b)])
+    table.main()
+    assert "forget set `class`, N = 32, forget sets class:2, class:5" in (tmp_path / "protocol_digits.md").read_text()
+    c, d = bench(tmp_path, "r2", 0, rows, "random:0.02"), bench(tmp_path, "r5", 1, rows, "random:0.05")
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "mixed", str(c), str(d)])
+    with pytest.raises(SystemExit) as stop:
+        table.main()
+    assert stop.value.code == 2 and "differ in dataset, forget kind or N" in capsys.readouterr().err
+    assert not (tmp_path / "protocol_mixed.md").exists()
