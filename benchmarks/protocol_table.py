@@ -11,6 +11,10 @@ seeds has SE = sqrt(sum SE_i^2) / k. "Overlaps" says whether that interval meets
 Then it checks the issue's bar for the named method (``--method``, default scramble_relearn):
 highest mean score and bounded F of the non-retrain rows, at least 95 % of the ceiling, an
 interval overlapping the ceiling's, time at most 10 % and peak memory at most 1.2x a retrain's.
+``--variant LABEL=DIR,DIR,...`` adds, below the ranking, a method run with other settings into
+benches of its own over the same forget sets (e.g. the method held to the time bar, or a shortened
+retrain: ``--methods retrain --set method.retrain.fraction=0.1``), averaged the same way and named
+LABEL; variants are shown against the ceiling but take no part in the bar.
 Writes benchmarks/results/protocol_NAME.{md,json}.
 """
 
@@ -115,8 +119,35 @@ def verdict(rows: dict[str, dict], method: str) -> list[tuple[str, bool, str]]:
     ]
 
 
+def variant_row(label: str, spec: str, forget_sets: list[str]) -> dict:
+    """The ``--variant LABEL=DIR,DIR,...`` row: its benches' one method, averaged over the same forget sets."""
+    folders = [Path(f) for f in spec.split(",") if f]
+    loaded = [load(f) for f in folders]
+    mine = sorted(j["forget_fingerprint"] for _, j in loaded)
+    if mine != sorted(forget_sets):
+        refuse(f"variant {label}: its benches ({spec}) do not cover the same forget sets as the main benches, one each")
+    methods = {r["method"] for b, _ in loaded for r in b["rows"]} - {CEILING}
+    if len(methods) != 1:
+        refuse(f"variant {label}: its benches must hold one method besides the ceiling, found {sorted(methods) or 'none'}")
+    row = averaged([b for b, _ in loaded])[methods.pop()]
+    return {**row, "method": label, "from": [str(f) for f in folders]}
+
+
+HEADER = ("| method | score [95 % CI] | % of ceiling | per seed | F | F bounded | forget | retain | test | × retrain | memory |",
+          "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _line(r: dict, ceiling: dict) -> str:
+    lo, hi = r["score_interval"]
+    return (f"| {r['method']} | {r['score']:.3f} [{lo:.3f}, {hi:.3f}] | {r['score'] / ceiling['score']:.0%} "
+            f"| {' / '.join(f'{s:.3f}' for s in r['per_seed_score'])} | {r['forget_quality']:.3f} "
+            f"| {r['forget_quality_bounded']:.3f} | {r['forget']:.3f} | {r['retain']:.3f} | {r['test']:.3f} "
+            f"| {_pct(r['time_ratio'])} ({_pct(r['max_time_ratio'])}) "
+            f"| {'' if r['memory_ratio'] is None else format(r['memory_ratio'], '.2f') + 'x'} |")
+
+
 def markdown(name: str, folders: list[Path], boards: list[dict], benches: list[dict], rows: dict[str, dict],
-             method: str) -> str:
+             method: str, variants: list[dict] = ()) -> str:
     b = boards[0]
     which = [_which(board, bench) for board, bench in zip(boards, benches)]
     family = _family(b, benches[0])
@@ -128,17 +159,13 @@ def markdown(name: str, folders: list[Path], boards: list[dict], benches: list[d
         f"Dataset `{b['dataset']}`; benches {', '.join(f.name for f in folders)}, `--preset auto`. Means over the "
         "forget seeds; the interval is the mean's (each bench's jackknife SE combined); \"× retrain\" is one run's "
         "time over one retrain's, the mean over seeds (worst seed in brackets).", "",
-        "| method | score [95 % CI] | % of ceiling | per seed | F | F bounded | forget | retain | test | × retrain | memory |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *HEADER,
     ]
-    for r in ordered:
-        lo, hi = r["score_interval"]
-        out.append(
-            f"| {r['method']} | {r['score']:.3f} [{lo:.3f}, {hi:.3f}] | {r['score'] / ceiling['score']:.0%} "
-            f"| {' / '.join(f'{s:.3f}' for s in r['per_seed_score'])} | {r['forget_quality']:.3f} "
-            f"| {r['forget_quality_bounded']:.3f} | {r['forget']:.3f} | {r['retain']:.3f} | {r['test']:.3f} "
-            f"| {_pct(r['time_ratio'])} ({_pct(r['max_time_ratio'])}) "
-            f"| {'' if r['memory_ratio'] is None else format(r['memory_ratio'], '.2f') + 'x'} |")
+    out += [_line(r, ceiling) for r in ordered]
+    if variants:
+        out += ["", "Variants, each from benches of its own over the same forget sets (not in the ranking or the bar):", "",
+                *HEADER]
+        out += [_line(r, ceiling) for r in variants]
     if method in rows:
         out += ["", f"The bar for `{method}`:", ""]
         out += [f"- {'met' if ok else '**not met**'}: {what}: {numbers}" for what, ok, numbers in verdict(rows, method)]
@@ -150,6 +177,8 @@ def main() -> None:
     ap.add_argument("name", help="the table's name: results/protocol_NAME.{md,json}")
     ap.add_argument("benches", nargs="+", type=Path, help="bench folders, one per forget seed")
     ap.add_argument("--method", default="scramble_relearn", help="the method whose bar is checked")
+    ap.add_argument("--variant", action="append", default=[], metavar="LABEL=DIR,DIR,...",
+                    help="a row from benches of one method run with other settings over the same forget sets")
     args = ap.parse_args()
     loaded = [load(f) for f in args.benches]
     boards, benches = [b for b, _ in loaded], [j for _, j in loaded]
@@ -160,12 +189,17 @@ def main() -> None:
     rows = averaged(boards)
     if CEILING not in rows:
         refuse("every bench needs its ceiling row (run the benches without --no-ceiling)")
+    forget_sets = [j["forget_fingerprint"] for j in benches]
+    for spec in args.variant:
+        if "=" not in spec or not spec.split("=", 1)[0]:
+            refuse(f"--variant {spec!r}: expected LABEL=DIR,DIR,...")
+    variants = [variant_row(*spec.split("=", 1), forget_sets) for spec in args.variant]
     out = RESULTS / f"protocol_{args.name}"
-    write_bytes(out.with_suffix(".md"), markdown(args.name, args.benches, boards, benches, rows, args.method).encode())
+    write_bytes(out.with_suffix(".md"), markdown(args.name, args.benches, boards, benches, rows, args.method, variants).encode())
     checks = verdict(rows, args.method) if args.method in rows else []
     write_json(out.with_suffix(".json"), {
         "benchmark": f"protocol_{args.name}", "from": [str(f) for f in args.benches],
-        "settings": [j["summary"] for j in benches], "rows": list(rows.values()),
+        "settings": [j["summary"] for j in benches], "rows": list(rows.values()), "variants": variants,
         "bar": [{"what": w, "met": ok, "numbers": n} for w, ok, n in checks], "provenance": provenance()})
     print((out.with_suffix(".md")).read_text())
 

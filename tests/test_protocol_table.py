@@ -99,3 +99,24 @@ def test_class_benches_are_one_class_each_and_other_specs_must_agree(table, tmp_
         table.main()
     assert stop.value.code == 2 and "differ in dataset, forget kind or N" in capsys.readouterr().err
     assert not (tmp_path / "protocol_mixed.md").exists()
+
+
+def test_a_variant_is_shown_beside_the_ranking_but_takes_no_part_in_the_bar(table, tmp_path, monkeypatch, capsys):
+    rows = [row("retrain (ceiling)", 0.2, 0.02, 0.99, 1.0), row("scramble_relearn", 0.1, 0.02, 0.8, 0.2)]
+    a, b = bench(tmp_path, "f3", 3, rows), bench(tmp_path, "f6", 6, rows)
+    short = [row("retrain (ceiling)", 0.2, 0.02, 0.99, 1.0), row("retrain", 0.3, 0.02, 0.9, 0.1)]
+    (tmp_path / "v").mkdir()
+    va, vb = bench(tmp_path / "v", "f3", 3, short), bench(tmp_path / "v", "f6", 6, short)
+    monkeypatch.setattr(table, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "demo", str(a), str(b), "--variant", f"retrain 10 %={va},{vb}"])
+    table.main()
+    text = (tmp_path / "protocol_demo.md").read_text()
+    assert "| retrain 10 % | 0.300 [" in text.split("Variants")[1]
+    assert "met: highest score: 0.100 against no other method" in text  # the variant's 0.300 is not a rival
+    saved = json.loads((tmp_path / "protocol_demo.json").read_text())
+    assert saved["variants"][0]["method"] == "retrain 10 %" and saved["variants"][0]["per_seed_score"] == [0.3, 0.3]
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "demo2", str(a), str(b), "--variant", f"short={va}"])
+    with pytest.raises(SystemExit) as stop:
+        table.main()
+    assert stop.value.code == 2 and "do not cover the same forget sets" in capsys.readouterr().err
+    assert not (tmp_path / "protocol_demo2.md").exists()
