@@ -1,0 +1,49 @@
+"""benchmarks/forget_gap.py: telling a wrong forget-set level from a wrong per-example placement."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "forget_gap.py"
+
+
+@pytest.fixture(scope="module")
+def gap_script():
+    spec = importlib.util.spec_from_file_location("forget_gap", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def draws(means: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``[n, E]`` confidences: each example's draws around its own mean, spread 1."""
+    return means + np.random.default_rng(seed).normal(size=(n, len(means)))
+
+
+def test_a_shifted_level_and_a_scrambled_placement_are_told_apart(gap_script):
+    means = np.random.default_rng(0).normal(0.0, 3.0, size=200)
+    refs = draws(means, 32, seed=1)
+    # The right placement at the wrong level: matching the level recovers F, placement is intact.
+    shifted = gap_script.gap(draws(means, 32, seed=2) + 2.0, refs)
+    assert shifted["level"] - shifted["retrain_level"] == pytest.approx(2.0, abs=0.1)
+    assert shifted["placement_corr"] > 0.95
+    assert shifted["f"] < 0.05 and shifted["f_level_matched"] > 0.1
+    # The right level with every example in another's place: only matching the placement recovers F.
+    scrambled = gap_script.gap(draws(np.random.default_rng(3).permutation(means), 32, seed=4), refs)
+    assert abs(scrambled["placement_corr"]) < 0.3
+    assert scrambled["f_level_matched"] < 0.05 and scrambled["f_placement_matched"] > 0.1
+    assert scrambled["spread"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_refuses_a_folder_that_is_not_a_finished_bench(gap_script, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(gap_script, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["forget_gap.py", "demo", str(tmp_path / "nothing")])
+    with pytest.raises(SystemExit) as stop:
+        gap_script.main()
+    assert stop.value.code == 2 and "nothing: no leaderboard.json" in capsys.readouterr().err
+    assert not list(tmp_path.glob("forget_gap_*"))
