@@ -228,9 +228,9 @@ def predict(model: nn.Module, data: TensorSet, *, runtime: Runtime | None = None
     return torch.cat(out)
 
 
-def accuracy(model: nn.Module, data: TensorSet, *, runtime: Runtime | None = None) -> float:
-    """Top-1 accuracy of ``model`` on ``data`` (nan for an empty set)."""
+def accuracy(model: nn.Module, data: TensorSet, *, runtime: Runtime | None = None, batch_size: int = 1024) -> float:
+    """Top-1 accuracy of ``model`` on ``data`` (nan for an empty set), predicted ``batch_size`` examples at a time."""
     if len(data) == 0:
         return float("nan")
-    logits = predict(model, data, runtime=runtime)
+    logits = predict(model, data, runtime=runtime, batch_size=batch_size)
     return float((logits.argmax(1) == data.y.cpu()).float().mean())

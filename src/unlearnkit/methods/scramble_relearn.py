@@ -166,6 +166,8 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
        of the budget at 0.3x the learning rate until it is within the floor or the budget is
        spent a second time.
 
+    Every prediction here (the floor's check, the calibration's) runs a training batch at a time,
+    so that none holds more activations than a training step (peak memory is part of the cost).
     Confidences are logit-scaled, log(p / (1 - p)) of the label, clipped to +-10, the statistic the
     score reads. The forget and held-out examples pass through the model with the retain batch, in
     training mode, so their batch statistics enter the batch norms (a third of each batch).
@@ -231,9 +233,11 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
     relearn(steps, lr)
     if cfg.retain_floor < 1:
         probe = data.retain.subset(torch.randperm(len(data.retain), generator=generator(seed, "probe"))[:PROBE])
-        floor = accuracy(model, probe, runtime=data.runtime) - cfg.retain_floor
+        # Predicted a training batch at a time, so that checking the floor never holds more
+        # activations than a training step does (peak memory is part of the method's cost).
+        floor = accuracy(model, probe, runtime=data.runtime, batch_size=recipe.batch_size) - cfg.retain_floor
         chunk, extra = max(1, math.ceil(0.1 * steps)), 0
-        while accuracy(student, probe, runtime=data.runtime) < floor and extra < steps:
+        while accuracy(student, probe, runtime=data.runtime, batch_size=recipe.batch_size) < floor and extra < steps:
             relearn(chunk, 0.3 * lr)
             extra += chunk
     student.eval()
@@ -251,10 +255,12 @@ def calibrate(student: nn.Module, original: nn.Module, data: UnlearnData, kept: 
     before the temperature (a class's logit-scaled confidence moves one for one with its bias).
     Returns the temperature.
     """
-    val_logits = predict(student, data.val, runtime=data.runtime).float().cpu()
+    batch = data.train_config.batch_size  # no more activations at once than a training step holds
+    val_logits = predict(student, data.val, runtime=data.runtime, batch_size=batch).float().cpu()
     vy = data.val.y.cpu()
     on_kept = kept[vy]
-    goal = float(mean_confidence(predict(original, data.val, runtime=data.runtime).float().cpu()[on_kept], vy[on_kept]))
+    goal = float(mean_confidence(predict(original, data.val, runtime=data.runtime, batch_size=batch).float().cpu()[on_kept],
+                                 vy[on_kept]))
     t = temperature_to_match(val_logits[on_kept], vy[on_kept], goal)
     head = model_parts(student).classifier
     with torch.no_grad():
