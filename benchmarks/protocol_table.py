@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from unlearnkit.io import provenance, write_bytes, write_json
@@ -147,7 +148,7 @@ def _line(r: dict, ceiling: dict) -> str:
 
 
 def markdown(name: str, folders: list[Path], boards: list[dict], benches: list[dict], rows: dict[str, dict],
-             method: str, variants: list[dict] = ()) -> str:
+             method: str, variants: Sequence[dict] = ()) -> str:
     b = boards[0]
     which = [_which(board, bench) for board, bench in zip(boards, benches)]
     family = _family(b, benches[0])

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
@@ -43,5 +42,5 @@ def retrain(model: nn.Module, data: UnlearnData, cfg: RetrainConfig, *, seed: in
     """
     recipe = data.train_config
     if cfg.fraction < 1:
-        recipe = dataclasses.replace(recipe, epochs=max(1, round(cfg.fraction * recipe.epochs)))
+        recipe = replace(recipe, epochs=max(1, round(cfg.fraction * recipe.epochs)))
     return train_model(data.spec, data.retain, data.val, recipe, seed=seed).model

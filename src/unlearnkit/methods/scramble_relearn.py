@@ -233,8 +233,6 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
     relearn(steps, lr)
     if cfg.retain_floor < 1:
         probe = data.retain.subset(torch.randperm(len(data.retain), generator=generator(seed, "probe"))[:PROBE])
-        # Predicted a training batch at a time, so that checking the floor never holds more
-        # activations than a training step does (peak memory is part of the method's cost).
         floor = accuracy(model, probe, runtime=data.runtime, batch_size=recipe.batch_size) - cfg.retain_floor
         chunk, extra = max(1, math.ceil(0.1 * steps)), 0
         while accuracy(student, probe, runtime=data.runtime, batch_size=recipe.batch_size) < floor and extra < steps:
