@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -66,3 +69,11 @@ def assert_equals_plain_sgd(out, original, batches, *, lr: float, momentum: floa
         opt.step()
     for a, b in zip(out.parameters(), ref.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """A script of benchmarks/ (not a package) loaded as a module, so that a test can call its parts."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

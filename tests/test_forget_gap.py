@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "forget_gap.py"
+from conftest import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def gap_script():
-    spec = importlib.util.spec_from_file_location("forget_gap", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("forget_gap")
 
 
 def draws(means: np.ndarray, n: int, seed: int) -> np.ndarray:
