@@ -20,12 +20,12 @@ benchmarks/results/forget_gap_NAME.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
+from protocol_table import CEILING, load, refuse
 
+from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, write_bytes, write_json
 from unlearnkit.metrics.forgetting import forgetting_quality, logit_scaled_confidence
 from unlearnkit.runner.store import BenchStore, load_run
@@ -36,25 +36,25 @@ RESULTS = Path(__file__).parent / "results"
 CLIP = 30.0
 
 
-def refuse(message: str) -> None:
-    """Bad input: say what and exit 2, before anything is written."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def confidences(folder: Path, method: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``(method [N, E], references [N, E])`` forget-set confidences of a finished bench, and its leaderboard."""
-    board_file = folder / "leaderboard.json"
-    if not board_file.is_file():
-        refuse(f"{folder}: no leaderboard.json; expected a finished `unlearnkit bench` folder")
-    board = json.loads(board_file.read_text())
+def confidences(folder: Path, method: str) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    """``(method [N, E], references [N, E])`` forget-set confidences of a finished bench, its
+    leaderboard and its bench.json."""
+    board, bench = load(folder)
     if method not in {r["method"] for r in board["rows"]}:
         refuse(f"{folder}: no {method} row; its methods are {', '.join(r['method'] for r in board['rows'])}")
-    store, labels = BenchStore.open(folder), np.load(folder / "per_example.npz")["forget_label"]
-    n = board["seeds"]
-    mine = np.stack([logit_scaled_confidence(load_run(store.method_run(method, k))["forget_logits"], labels) for k in range(n)])
-    refs = np.stack([logit_scaled_confidence(load_run(store.reference(k))["forget_logits"], labels) for k in range(n)])
-    return mine, refs, board
+    try:
+        store, n = BenchStore.open(folder), board["seeds"]
+    except InputError as exc:  # a bench.json of another results version, or without its cache keys
+        refuse(str(exc))
+    runs = {"method": [store.method_run(method, k) for k in range(n)], "reference": [store.reference(k) for k in range(n)]}
+    missing = [p for paths in runs.values() for p in paths if not p.is_file()]
+    if missing or not store.per_example.is_file():
+        refuse(f"{folder}: {missing[0] if missing else store.per_example} is missing; the bench's stored outputs "
+               "(and its references in the cache it used) are needed")
+    labels = np.load(store.per_example)["forget_label"]
+    mine, refs = (np.stack([logit_scaled_confidence(load_run(p)["forget_logits"], labels) for p in runs[side]])
+                  for side in ("method", "reference"))
+    return mine, refs, board, bench
 
 
 def gap(mine: np.ndarray, refs: np.ndarray) -> dict[str, float]:
@@ -78,10 +78,10 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for folder in args.benches:
-        mine, refs, board = confidences(folder, args.method)
-        ceiling = next((r["forget_quality"] for r in board["rows"] if r["method"] == "retrain (ceiling)"), None)
+        mine, refs, board, bench = confidences(folder, args.method)
+        ceiling = next((r["forget_quality"] for r in board["rows"] if r["method"] == CEILING), None)
         rows.append({"bench": str(folder), "dataset": board["dataset"], "forget": board["forget"],
-                     "forget_seed": json.loads((folder / "bench.json").read_text())["setting"]["forget_config"].get("seed"),
+                     "forget_seed": bench["setting"]["forget_config"].get("seed"),
                      "seeds": board["seeds"], "ceiling_f": ceiling, **gap(mine, refs)})
     lines = [
         f"# Where `{args.method}` loses forgetting quality: level or placement", "",

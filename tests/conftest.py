@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -72,8 +73,14 @@ def assert_equals_plain_sgd(out, original, batches, *, lr: float, momentum: floa
 
 
 def benchmark_script(name: str) -> ModuleType:
-    """A script of benchmarks/ (not a package) loaded as a module, so that a test can call its parts."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+    """A script of benchmarks/ (not a package) loaded as a module, so that a test can call its parts.
+
+    benchmarks/ goes on the import path, as it is when the script runs, for the siblings it imports.
+    """
+    folder = Path(__file__).parents[1] / "benchmarks"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -42,3 +43,24 @@ def test_refuses_a_folder_that_is_not_a_finished_bench(gap_script, tmp_path, mon
         gap_script.main()
     assert stop.value.code == 2 and "nothing: no leaderboard.json" in capsys.readouterr().err
     assert not list(tmp_path.glob("forget_gap_*"))
+
+
+def test_refuses_a_bench_whose_stored_outputs_are_gone(gap_script, tmp_path, monkeypatch, capsys):
+    # A finished bench's two files, but no model outputs beside them and no references in its cache.
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "leaderboard.json").write_text(json.dumps(
+        {"dataset": "synthetic", "forget": "identity_skewed:0.02", "seeds": 2, "rows": [{"method": "scramble_relearn"}]}))
+    (tmp_path / "bench" / "bench.json").write_text(json.dumps(
+        {"results_version": 2, "cache": str(tmp_path / "cache"), "original_key": "o", "reference_key": "r",
+         "setting": {"forget_config": {"seed": 3}}}))
+    monkeypatch.setattr(gap_script, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["forget_gap.py", "demo", str(tmp_path / "bench")])
+    with pytest.raises(SystemExit) as stop:
+        gap_script.main()
+    assert stop.value.code == 2 and "scramble_relearn/seed_0000.npz is missing" in capsys.readouterr().err
+    assert not list(tmp_path.glob("forget_gap_*"))
+    # A bench.json of another results version: the store's own message, exit 2.
+    (tmp_path / "bench" / "bench.json").write_text(json.dumps({"results_version": 1, "setting": {"forget_config": {}}}))
+    with pytest.raises(SystemExit) as stop:
+        gap_script.main()
+    assert stop.value.code == 2 and "results version 1" in capsys.readouterr().err
