@@ -28,7 +28,7 @@ from protocol_table import CEILING, load, refuse
 from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, write_bytes, write_json
 from unlearnkit.metrics.forgetting import forgetting_quality, logit_scaled_confidence
-from unlearnkit.runner.store import BenchStore, load_run
+from unlearnkit.results.store import BenchStore, load_run
 
 RESULTS = Path(__file__).parent / "results"
 # Confidences are clipped here for the means and spreads only (a model can put an example at

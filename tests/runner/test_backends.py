@@ -135,7 +135,7 @@ def test_adding_a_method_trains_no_reference(reference, tmp_path, capsys):
 
 
 def test_no_two_models_share_a_seed(reference):
-    from unlearnkit.runner.store import load_run, run_meta
+    from unlearnkit.results.store import load_run, run_meta
 
     files = list((reference / "cache").rglob("*.npz")) + list((reference / "out" / "methods").rglob("*.npz"))
     seeds = [run_meta(load_run(p))["seed"] for p in files]
@@ -145,7 +145,7 @@ def test_no_two_models_share_a_seed(reference):
 
 
 def test_every_model_record_is_complete(reference):
-    from unlearnkit.runner.store import load_run, run_meta
+    from unlearnkit.results.store import load_run, run_meta
 
     for path in (reference / "out" / "methods").rglob("*.npz"):
         record = load_run(path)

@@ -1,6 +1,6 @@
 """A finished bench as report.html (one self-contained file) and report.md, and benches side by side.
 
-Everything is read from the store (see :mod:`unlearnkit.runner.store`): ``leaderboard.json``,
+Everything is read from the store (see :mod:`unlearnkit.results.store`): ``leaderboard.json``,
 ``per_example.npz``, ``bench.json``, the methods' configs, the unit records and each model's stored
 forget-set logits. Nothing is scored or trained again; the one value derived here is the
 logit-scaled confidence of each stored model on each forget example (the statistic the score
@@ -29,7 +29,7 @@ from unlearnkit.report.leaderboard import (
     title,
 )
 from unlearnkit.runner.score import CEILING
-from unlearnkit.runner.store import BenchStore, read_bench_record
+from unlearnkit.results.store import BenchStore, read_bench_record
 
 # The leaderboard.json schema this report reads (docs/results.md); a record without the field predates it.
 SCHEMA_VERSION = 1

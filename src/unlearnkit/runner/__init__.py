@@ -16,5 +16,5 @@ from unlearnkit.runner.jobs import (
     run_unlearn,
 )
 from unlearnkit.runner.setting import Setting, SettingConfig, make_setting_config, resolve_setting
-from unlearnkit.runner.store import BenchStore
+from unlearnkit.results.store import BenchStore
 from unlearnkit.runner.units import Unit, model_seed

@@ -22,7 +22,7 @@ from unlearnkit.runner.jobs import BenchJob, bench_from_dict, default_workers, p
 from unlearnkit.runner.progress import BenchProgress
 from unlearnkit.runner.score import per_example_arrays, score_bench
 from unlearnkit.runner.setting import resolve_setting
-from unlearnkit.runner.store import BenchStore, read_bench_record
+from unlearnkit.results.store import BenchStore, read_bench_record
 
 BACKENDS = ("local", "ray")
 

@@ -50,7 +50,7 @@ from unlearnkit.models import MODELS, ModelSpec, build_model, model_parts
 from unlearnkit.runner.jobs import BenchJob, checkpoint_for_setting, resolve_method_config
 from unlearnkit.runner.score import CEILING
 from unlearnkit.runner.setting import Setting, SettingConfig, make_setting_config, resolve_setting, setting_to_dict
-from unlearnkit.runner.store import RESULTS_VERSION, BenchStore, load_run, run_meta
+from unlearnkit.results.store import RESULTS_VERSION, BenchStore, load_run, run_meta
 from unlearnkit.runner.units import Unit, budget_steps, execute, model_seed
 
 # Where the recorded leaderboards live (a source checkout; an installed package has none).

@@ -22,7 +22,7 @@ from unlearnkit.methods.defaults import resolve_values, transfer_defaults
 from unlearnkit.metrics.efficiency import cost_ratios, proc_bytes, retrain_steps
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
-from unlearnkit.runner.store import RESULTS_VERSION, BenchStore, write_record_once
+from unlearnkit.results.store import RESULTS_VERSION, BenchStore, write_record_once
 from unlearnkit.runner.units import Unit, budget_steps, model_seed
 
 # What `unlearnkit bench` runs when no --methods are given: the competition's top three, the

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from unlearnkit.runner.store import BenchStore
+from unlearnkit.results.store import BenchStore
 from unlearnkit.runner.units import Unit, unit_todo
 
 

@@ -18,7 +18,7 @@ from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT
 from unlearnkit.metrics.forgetting import ModelAccuracies, final_score, forgetting_quality, logit_scaled_confidence, score_intervals
 from unlearnkit.metrics.klom import klom, margins
 from unlearnkit.metrics.mia import loss_mia, svc_mia, ulira
-from unlearnkit.runner.store import BenchStore, load_run, run_meta
+from unlearnkit.results.store import BenchStore, load_run, run_meta
 from unlearnkit.runner.units import OUTPUT_SETS
 
 CEILING = "retrain (ceiling)"

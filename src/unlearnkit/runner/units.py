@@ -40,7 +40,7 @@ from unlearnkit.methods import run_method
 from unlearnkit.metrics.efficiency import measure, retrain_steps
 from unlearnkit.models import build_model
 from unlearnkit.runner.setting import Setting, resolve_setting
-from unlearnkit.runner.store import BenchStore
+from unlearnkit.results.store import BenchStore
 
 UnitKind = Literal["original", "references", "method", "score"]
 # Where a model's outputs are recorded: the forget set, the test set and the retain probe.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from unlearnkit.errors import InputError
-from unlearnkit.runner.store import BenchStore
+from unlearnkit.results.store import BenchStore
 from unlearnkit.runner.units import Unit, dependencies, unit_done, unit_todo
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from unlearnkit.runner.jobs import bench_from_dict, bench_to_dict
-from unlearnkit.runner.store import BenchStore
+from unlearnkit.results.store import BenchStore
 from unlearnkit.runner.units import Unit, run_unit_here
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 from unlearnkit.errors import InputError
 from unlearnkit.io import read_json, write_bytes
-from unlearnkit.runner.store import BenchStore
+from unlearnkit.results.store import BenchStore
 from unlearnkit.runner.units import Unit, dependencies, run_unit_here, unit_done
 
 POLL_SECONDS = 1.0

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from unlearnkit.errors import InputError
 from unlearnkit.io import write_bytes
 from unlearnkit.runner.jobs import bench_from_dict, bench_to_dict
-from unlearnkit.runner.store import BenchStore
+from unlearnkit.results.store import BenchStore
 from unlearnkit.runner.units import Unit, execute, record_unit
 
 INSTALL_HINT = "pip install 'unlearnkit[ray]'  (or: pip install ray)"

@@ -1,0 +1,5 @@
+"""What a bench stores and how it is read: the store's layout and the typed result records.
+
+This package sits below both the runner (which writes results) and the report (which reads them);
+it imports neither.
+"""
