@@ -21,6 +21,7 @@ from rich.table import Table
 
 from unlearnkit.config import parse_overrides
 from unlearnkit.io import provenance, write_bytes, write_json
+from unlearnkit.results.leaderboard import CEILING
 from unlearnkit.runner.bench import Backend, run_bench
 from unlearnkit.runner.jobs import make_bench_job
 from unlearnkit.runner.setting import make_setting_config
@@ -81,15 +82,17 @@ def main() -> None:
         job = make_bench_job(setting, methods=(method,), method_options={method: overrides}, seeds=args.seeds,
                              ceiling=i == 0, out=str(out / f"variant{i}"), cache_dir=args.cache_dir)
         board = run_bench(job, backend, console=quiet)
-        for row in board["rows"]:
-            if row["method"] == method or i == 0:
-                rows.append({"variant": label if row["method"] == method else "retrain (ceiling)", "overrides": overrides,
-                             **{k: row[k] for k in ("score", "score_interval", "forget_quality", "forget_quality_bounded",
-                                                   "time_ratio", "klom_forget")},
-                             "forget": row["accuracy"]["forget"], "retain": row["accuracy"]["retain"], "test": row["accuracy"]["test"]})
-    rows.sort(key=lambda r: r["variant"] != "retrain (ceiling)")
+        for row in board.rows:
+            if row.method == method or i == 0:
+                rows.append({"variant": label if row.method == method else CEILING, "overrides": overrides,
+                             "score": row.score, "score_interval": row.score_interval, "forget_quality": row.forget_quality,
+                             "forget_quality_bounded": row.forget_quality_bounded, "time_ratio": row.time_ratio,
+                             "compute_ratio": row.compute_ratio, "klom_forget": row.klom_forget,
+                             "forget": row.accuracy.forget, "retain": row.accuracy.retain, "test": row.accuracy.test})
+    rows.sort(key=lambda r: r["variant"] != CEILING)
     table = Table(title=f"{method} ablation: {args.dataset}, {args.forget} (forget seed {args.forget_seed}), N = {args.seeds}")
-    cols = ("variant", "score [95 % CI]", "F", "F bounded", "KLoM forget", "forget", "retain", "test", "x retrain")
+    cols = ("variant", "score [95 % CI]", "F", "F bounded", "KLoM forget", "forget", "retain", "test", "compute x retrain",
+            "time x retrain")
     for col in cols:
         table.add_column(col)
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -97,7 +100,8 @@ def main() -> None:
         ci = f" [{r['score_interval'][0]:.3f}, {r['score_interval'][1]:.3f}]" if r["score_interval"] else ""
         cells = (r["variant"], f"{r['score']:.3f}{ci}", f"{r['forget_quality']:.3f}", f"{r['forget_quality_bounded']:.3f}",
                  f"{r['klom_forget']:.2f}" if r["klom_forget"] is not None else "", f"{r['forget']:.3f}", f"{r['retain']:.3f}",
-                 f"{r['test']:.3f}", f"{r['time_ratio']:.1%}" if r["time_ratio"] is not None else "")
+                 f"{r['test']:.3f}", f"{r['compute_ratio']:.1%}" if r["compute_ratio"] is not None else "",
+                 f"{r['time_ratio']:.1%}" if r["time_ratio"] is not None else "")
         table.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")
     Console().print(table)

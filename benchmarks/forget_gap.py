@@ -23,11 +23,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from protocol_table import CEILING, load, refuse
+from protocol_table import load, refuse
 
 from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, write_bytes, write_json
 from unlearnkit.metrics.forgetting import forgetting_quality, logit_scaled_confidence
+from unlearnkit.results.leaderboard import Leaderboard
 from unlearnkit.results.store import BenchStore, load_run
 
 RESULTS = Path(__file__).parent / "results"
@@ -36,14 +37,14 @@ RESULTS = Path(__file__).parent / "results"
 CLIP = 30.0
 
 
-def confidences(folder: Path, method: str) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+def confidences(folder: Path, method: str) -> tuple[np.ndarray, np.ndarray, Leaderboard, dict]:
     """``(method [N, E], references [N, E])`` forget-set confidences of a finished bench, its
     leaderboard and its bench.json."""
     board, bench = load(folder)
-    if method not in {r["method"] for r in board["rows"]}:
-        refuse(f"{folder}: no {method} row; its methods are {', '.join(r['method'] for r in board['rows'])}")
+    if board.row(method) is None:
+        refuse(f"{folder}: no {method} row; its methods are {', '.join(board.methods)}")
     try:
-        store, n = BenchStore.open(folder), board["seeds"]
+        store, n = BenchStore.open(folder), board.seeds
     except InputError as exc:  # a bench.json of another results version, or without its cache keys
         refuse(str(exc))
     runs = {"method": [store.method_run(method, k) for k in range(n)], "reference": [store.reference(k) for k in range(n)]}
@@ -79,10 +80,10 @@ def main() -> None:
     rows = []
     for folder in args.benches:
         mine, refs, board, bench = confidences(folder, args.method)
-        ceiling = next((r["forget_quality"] for r in board["rows"] if r["method"] == CEILING), None)
-        rows.append({"bench": str(folder), "dataset": board["dataset"], "forget": board["forget"],
+        ceiling = board.ceiling.forget_quality if board.ceiling else None
+        rows.append({"bench": str(folder), "dataset": board.dataset, "forget": board.forget,
                      "forget_seed": bench["setting"]["forget_config"].get("seed"),
-                     "seeds": board["seeds"], "ceiling_f": ceiling, **gap(mine, refs)})
+                     "seeds": board.seeds, "ceiling_f": ceiling, **gap(mine, refs)})
     lines = [
         f"# Where `{args.method}` loses forgetting quality: level or placement", "",
         "Logit-scaled confidence on the forget examples: level = mean over models and examples, spread = mean "

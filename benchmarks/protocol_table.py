@@ -27,10 +27,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tuning_log import bench_choices
+from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, write_bytes, write_json
+from unlearnkit.results.leaderboard import CEILING, Leaderboard, read_leaderboard
 
 RESULTS = Path(__file__).parent / "results"
-CEILING = "retrain (ceiling)"
 Z = 1.959963984540054
 
 
@@ -40,44 +42,66 @@ def refuse(message: str) -> None:
     raise SystemExit(2)
 
 
-def load(folder: Path) -> tuple[dict, dict]:
+def load(folder: Path) -> tuple[Leaderboard, dict]:
+    """A finished bench's leaderboard (recorded schema-1 ones too) and its bench.json."""
     missing = [name for name in ("leaderboard.json", "bench.json") if not (folder / name).is_file()]
     if missing:
         refuse(f"{folder}: no {' or '.join(missing)}; expected a finished `unlearnkit bench` folder")
-    return json.loads((folder / "leaderboard.json").read_text()), json.loads((folder / "bench.json").read_text())
+    try:
+        board = read_leaderboard(folder / "leaderboard.json", schema_1=True)
+    except InputError as exc:  # truncated, edited by hand, or of another schema: the file and the field named
+        refuse(str(exc))
+    return board, json.loads((folder / "bench.json").read_text())
 
 
-def _family(board: dict, bench: dict) -> str:
+def keep_inputs(name: str, folders: Sequence[Path]) -> list[str]:
+    """Copy each bench's ``leaderboard.json`` and ``bench.json`` into ``results/benches/NAME/BENCH/``, so the
+    table can be made again from the repository alone (those copies are valid input folders); returns
+    the copies' paths relative to ``results/``."""
+    kept = []
+    for folder in folders:
+        dest = RESULTS / "benches" / name / folder.name
+        if folder.resolve() != dest.resolve():
+            for file in ("leaderboard.json", "bench.json"):
+                write_bytes(dest / file, (folder / file).read_bytes())
+        kept.append(str(dest.relative_to(RESULTS)))
+    return kept
+
+
+def _family(board: Leaderboard, bench: dict) -> str:
     """What the benches must share about their forget sets: the whole spec (``random:0.02``), or the
     kind alone where the spec names the set itself (``class:2``, ``class:5``: one class per bench)."""
     kind = bench.get("setting", {}).get("forget_kind")
-    return kind if kind in ("class", "identities") else board["forget"]
+    return kind if kind in ("class", "identities") else board.forget
 
 
-def _which(board: dict, bench: dict) -> str:
+def _which(board: Leaderboard, bench: dict) -> str:
     """One bench's forget set, as the table's header names it: its seed, or its spec where the spec names it."""
     seed = bench["setting"]["forget_config"].get("seed")
-    return board["forget"] if seed is None else str(seed)
+    return board.forget if seed is None else str(seed)
 
 
-def averaged(boards: list[dict]) -> dict[str, dict]:
+def averaged(boards: list[Leaderboard]) -> dict[str, dict]:
     """Each method's mean over the benches (only methods present in every bench), in the first bench's order."""
-    common = set.intersection(*({r["method"] for r in b["rows"]} for b in boards))
-    names = [r["method"] for r in boards[0]["rows"] if r["method"] in common]
+    common = set.intersection(*(set(b.methods) for b in boards))
+    names = [name for name in boards[0].methods if name in common]
     out = {}
     for name in names:
-        rows = [next(r for r in b["rows"] if r["method"] == name) for b in boards]
+        rows = [b.row(name) for b in boards]
         mean = lambda f, rows=rows: _mean([f(r) for r in rows])  # noqa: E731
-        se = math.sqrt(sum(((r["score_interval"][1] - r["score_interval"][0]) / (2 * Z)) ** 2 for r in rows)) / len(rows)
-        score = mean(lambda r: r["score"])
+        if any(r.score_interval is None for r in rows):
+            refuse(f"{name}: a bench has no score interval (N below 16); the protocol needs N >= 16")
+        se = math.sqrt(sum(((r.score_interval[1] - r.score_interval[0]) / (2 * Z)) ** 2 for r in rows)) / len(rows)
+        score = mean(lambda r: r.score)
         out[name] = {
             "method": name, "score": score, "score_interval": [max(0.0, score - Z * se), score + Z * se],
-            "per_seed_score": [r["score"] for r in rows], "forget_quality": mean(lambda r: r["forget_quality"]),
-            "forget_quality_bounded": mean(lambda r: r["forget_quality_bounded"]),
-            "forget": mean(lambda r: r["accuracy"]["forget"]), "retain": mean(lambda r: r["accuracy"]["retain"]),
-            "test": mean(lambda r: r["accuracy"]["test"]), "time_ratio": mean(lambda r: r["time_ratio"]),
-            "max_time_ratio": _max([r["time_ratio"] for r in rows]), "memory_ratio": mean(lambda r: r["memory_ratio"]),
-            "max_memory_ratio": _max([r["memory_ratio"] for r in rows]),
+            "per_seed_score": [r.score for r in rows], "forget_quality": mean(lambda r: r.forget_quality),
+            "forget_quality_bounded": mean(lambda r: r.forget_quality_bounded),
+            "forget": mean(lambda r: r.accuracy.forget), "retain": mean(lambda r: r.accuracy.retain),
+            "test": mean(lambda r: r.accuracy.test), "time_ratio": mean(lambda r: r.time_ratio),
+            "max_time_ratio": _max([r.time_ratio for r in rows]), "compute_ratio": mean(lambda r: r.compute_ratio),
+            "max_compute_ratio": _max([r.compute_ratio for r in rows]), "memory_ratio": mean(lambda r: r.memory_ratio),
+            "max_memory_ratio": _max([r.memory_ratio for r in rows]),
         }
     return out
 
@@ -97,8 +121,9 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.1%}"
 
 
-def verdict(rows: dict[str, dict], method: str) -> list[tuple[str, bool, str]]:
-    """The issue's bar, item by item: (what, met, the numbers)."""
+def verdict(rows: dict[str, dict], method: str, seen: Sequence[str] = ()) -> list[tuple[str, bool, str]]:
+    """The issue's bar, item by item: (what, met, the numbers); ``seen`` names the forget sets found in
+    the tuning log (the bar asks for forget sets no choice was made on)."""
     me, ceiling = rows[method], rows[CEILING]
     others = [r for n, r in rows.items() if n not in (method, CEILING)]
     nobody = {"method": "no other method", "score": -math.inf, "forget_quality_bounded": -math.inf}
@@ -117,6 +142,8 @@ def verdict(rows: dict[str, dict], method: str) -> list[tuple[str, bool, str]]:
          f"mean {_pct(me['time_ratio'])}, worst seed {_pct(me['max_time_ratio'])}"),
         ("peak memory <= 1.2x", me["max_memory_ratio"] is not None and me["max_memory_ratio"] <= 1.2,
          f"mean {me['memory_ratio'] or 0:.2f}x, worst seed {me['max_memory_ratio'] or 0:.2f}x"),
+        ("forget sets no choice was made on", not seen,
+         "none is in the tuning log" if not seen else f"in the tuning log: {', '.join(seen)}"),
     ]
 
 
@@ -127,7 +154,7 @@ def variant_row(label: str, spec: str, forget_sets: list[str]) -> dict:
     mine = sorted(j["forget_fingerprint"] for _, j in loaded)
     if mine != sorted(forget_sets):
         refuse(f"variant {label}: its benches ({spec}) do not cover the same forget sets as the main benches, one each")
-    methods = {r["method"] for b, _ in loaded for r in b["rows"]} - {CEILING}
+    methods = {name for b, _ in loaded for name in b.methods} - {CEILING}
     if len(methods) != 1:
         refuse(f"variant {label}: its benches must hold one method besides the ceiling, found {sorted(methods) or 'none'}")
     row = averaged([b for b, _ in loaded])[methods.pop()]
@@ -147,19 +174,28 @@ def _line(r: dict, ceiling: dict) -> str:
             f"| {'' if r['memory_ratio'] is None else format(r['memory_ratio'], '.2f') + 'x'} |")
 
 
-def markdown(name: str, folders: list[Path], boards: list[dict], benches: list[dict], rows: dict[str, dict],
+def seen_sets(boards: list[Leaderboard], benches: list[dict]) -> list[str]:
+    """The benches' forget sets that the tuning log lists (a choice was made on them, or after seeing them)."""
+    return [_which(board, bench) for board, bench in zip(boards, benches) if bench_choices(board, bench)]
+
+
+def markdown(name: str, folders: list[Path], boards: list[Leaderboard], benches: list[dict], rows: dict[str, dict],
              method: str, variants: Sequence[dict] = ()) -> str:
     b = boards[0]
     which = [_which(board, bench) for board, bench in zip(boards, benches)]
+    seen = seen_sets(boards, benches)
     family = _family(b, benches[0])
     ceiling = rows[CEILING]
     ordered = [ceiling] + sorted((r for n, r in rows.items() if n != CEILING), key=lambda r: -r["score"])
     out = [
-        f"# Protocol: {name}, forget set `{family}`, N = {b['seeds']}, "
-        f"forget {'sets' if family != b['forget'] else 'seeds'} {', '.join(which)}", "",
-        f"Dataset `{b['dataset']}`; benches {', '.join(f.name for f in folders)}, `--preset auto`. Means over the "
+        f"# Protocol: {name}, forget set `{family}`, N = {b.seeds}, "
+        f"forget {'sets' if family != b.forget else 'seeds'} {', '.join(which)}", "",
+        f"Dataset `{b.dataset}`; benches {', '.join(f.name for f in folders)}, `--preset auto`. Means over the "
         "forget seeds; the interval is the mean's (each bench's jackknife SE combined); \"× retrain\" is one run's "
         "time over one retrain's, the mean over seeds (worst seed in brackets).", "",
+        ("Forget sets in the tuning log (benchmarks/results/tuning_log.md: a choice was made on them, or after "
+         f"their numbers were seen), so not unseen: {', '.join(seen)}." if seen else
+         "None of these forget sets is in the tuning log (benchmarks/results/tuning_log.md)."), "",
         *HEADER,
     ]
     out += [_line(r, ceiling) for r in ordered]
@@ -169,7 +205,7 @@ def markdown(name: str, folders: list[Path], boards: list[dict], benches: list[d
         out += [_line(r, ceiling) for r in variants]
     if method in rows:
         out += ["", f"The bar for `{method}`:", ""]
-        out += [f"- {'met' if ok else '**not met**'}: {what}: {numbers}" for what, ok, numbers in verdict(rows, method)]
+        out += [f"- {'met' if ok else '**not met**'}: {what}: {numbers}" for what, ok, numbers in verdict(rows, method, seen)]
     return "\n".join(out) + "\n"
 
 
@@ -183,7 +219,7 @@ def main() -> None:
     args = ap.parse_args()
     loaded = [load(f) for f in args.benches]
     boards, benches = [b for b, _ in loaded], [j for _, j in loaded]
-    if len({(b["dataset"], _family(b, j), b["seeds"]) for b, j in loaded}) != 1:
+    if len({(b.dataset, _family(b, j), b.seeds) for b, j in loaded}) != 1:
         refuse("the benches differ in dataset, forget kind or N: " + ", ".join(map(str, args.benches)))
     if len({j["forget_fingerprint"] for j in benches}) != len(benches):
         refuse("two benches share a forget set: give one bench per forget seed")
@@ -197,10 +233,13 @@ def main() -> None:
     variants = [variant_row(*spec.split("=", 1), forget_sets) for spec in args.variant]
     out = RESULTS / f"protocol_{args.name}"
     write_bytes(out.with_suffix(".md"), markdown(args.name, args.benches, boards, benches, rows, args.method, variants).encode())
-    checks = verdict(rows, args.method) if args.method in rows else []
+    seen = seen_sets(boards, benches)
+    checks = verdict(rows, args.method, seen) if args.method in rows else []
+    kept = keep_inputs(f"protocol_{args.name}", args.benches)
     write_json(out.with_suffix(".json"), {
-        "benchmark": f"protocol_{args.name}", "from": [str(f) for f in args.benches],
-        "settings": [j["summary"] for j in benches], "rows": list(rows.values()), "variants": variants,
+        "benchmark": f"protocol_{args.name}", "from": [str(f) for f in args.benches], "inputs_kept": kept,
+        "bench_commands": [(j.get("provenance") or {}).get("argv") for j in benches],
+        "settings": [j["summary"] for j in benches], "in_tuning_log": seen, "rows": list(rows.values()), "variants": variants,
         "bar": [{"what": w, "met": ok, "numbers": n} for w, ok, n in checks], "provenance": provenance()})
     print((out.with_suffix(".md")).read_text())
 

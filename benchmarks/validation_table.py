@@ -14,48 +14,59 @@ against different originals are not comparable. Writes benchmarks/results/bench_
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 from pathlib import Path
 
-from unlearnkit.io import write_bytes, write_json
+from protocol_table import keep_inputs, load
+from tuning_log import bench_choices
+from unlearnkit.io import provenance, write_bytes, write_json
+from unlearnkit.results.leaderboard import CEILING, Leaderboard, LeaderboardRow
 
 RESULTS = Path(__file__).parent / "results"
-CEILING = "retrain (ceiling)"
 
 
-def merged(folders: list[Path]) -> tuple[dict, dict, list[dict]]:
+def merged(folders: list[Path]) -> tuple[Leaderboard, dict, list[LeaderboardRow]]:
     """The first bench's leaderboard and bench.json, and every method's row from the last bench that has it."""
-    boards = [json.loads((f / "leaderboard.json").read_text()) for f in folders]
-    benches = [json.loads((f / "bench.json").read_text()) for f in folders]
+    boards, benches = zip(*(load(f) for f in folders))
     keys = {b["original_key"] for b in benches}
     if len(keys) != 1:
         raise SystemExit(f"the benches do not share an original: keys {sorted(keys)} in {', '.join(map(str, folders))}")
-    rows: dict[str, dict] = {}
+    rows: dict[str, LeaderboardRow] = {}
     for board in boards:
-        rows.update({r["method"]: r for r in board["rows"]})
+        rows.update({r.method: r for r in board.rows})
     ceiling = [rows.pop(CEILING)] if CEILING in rows else []
-    return boards[0], benches[0], ceiling + sorted(rows.values(), key=lambda r: -r["score"])
+    return boards[0], benches[0], ceiling + sorted(rows.values(), key=lambda r: -r.score)
 
 
-def markdown(title: str, folders: list[Path], board: dict, rows: list[dict]) -> str:
-    acc = board["original"]["accuracy"]
+def _ratio(r: LeaderboardRow) -> str:
+    """Compute x retrain where counted, else time x retrain; '!' over the 20 % limit."""
+    value = r.compute_ratio if r.compute_ratio is not None else r.time_ratio
+    return ("-" if value is None else f"{value:.1%}") + (" !" if r.over_limit else "")
+
+
+def markdown(title: str, folders: list[Path], board: Leaderboard, rows: list[LeaderboardRow], seen: list[dict] = ()) -> str:
+    acc = board.original.accuracy
     out = [
-        f"# {title} (N = {board['seeds']}, `--preset auto`)", "",
-        f"Setting: `{board['dataset']}`, forget set `{board['forget']}`, {board['forget_examples']} forget examples; "
+        f"# {title} (N = {board.seeds}, `--preset auto`)", "",
+        f"Setting: `{board.dataset}`, forget set `{board.forget}`, {board.forget_examples} forget examples; "
         f"original accuracy: retain {acc['retain']:.3f}, test {acc['test']:.3f}, forget {acc['forget']:.3f}. "
         f"Rows from the benches {', '.join(f.name for f in folders)} (a later bench adds a method or replaces its row "
         "when its defaults changed).", "",
+        ("This forget set is in the tuning log (benchmarks/results/tuning_log.md), so it is not unseen: "
+         + "; ".join(f"{c['what']} ({c['methods']})" for c in seen) + "." if seen else
+         "This forget set is not in the tuning log (benchmarks/results/tuning_log.md)."), "",
         "| method | score [95 % CI] | F | F bounded | KLoM forget | forget acc | retain acc | Δ retain vs original "
-        "| test acc | × retrain |",
+        "| test acc | × retrain (compute, else time) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        a, (lo, hi) = r["accuracy"], r["score_interval"]
+        a = r.accuracy
+        ci = "" if r.score_interval is None else " [{:.3f}, {:.3f}]".format(*r.score_interval)
+        klom = "-" if r.klom_forget is None else f"{r.klom_forget:.2f}"
         out.append(
-            f"| {r['method']} | {r['score']:.3f} [{lo:.3f}, {hi:.3f}] | {r['forget_quality']:.3f} "
-            f"| {r['forget_quality_bounded']:.3f} | {r['klom_forget']:.2f} | {a['forget']:.3f} | {a['retain']:.3f} "
-            f"| {a['retain'] - acc['retain']:+.3f} | {a['test']:.3f} "
-            f"| {r['time_ratio']:.1%}{' !' if r['over_time_limit'] else ''} |")
+            f"| {r.method} | {r.score:.3f}{ci} | {r.forget_quality:.3f} "
+            f"| {r.forget_quality_bounded:.3f} | {klom} | {a.forget:.3f} | {a.retain:.3f} "
+            f"| {a.retain - acc['retain']:+.3f} | {a.test:.3f} | {_ratio(r)} |")
     return "\n".join(out) + "\n"
 
 
@@ -68,10 +79,13 @@ def main() -> None:
     board, bench, rows = merged(args.benches)
     title = args.title or f"Validation bench: {args.name.removeprefix('validation_')}"
     out = RESULTS / f"bench_{args.name}"
-    write_bytes(out.with_suffix(".md"), markdown(title, args.benches, board, rows).encode())
+    seen = bench_choices(board, bench)
+    write_bytes(out.with_suffix(".md"), markdown(title, args.benches, board, rows, seen).encode())
     write_json(out.with_suffix(".json"), {"benchmark": title, "setting": bench["summary"],
-                                          "original": board["original"], "from": [f.name for f in args.benches],
-                                          "rows": rows})
+                                          "original": dataclasses.asdict(board.original), "from": [f.name for f in args.benches],
+                                          "inputs_kept": keep_inputs(f"bench_{args.name}", args.benches),
+                                          "in_tuning_log": seen, "rows": [r.to_json() for r in rows],
+                                          "provenance": provenance()})
     print(f"wrote {out}.md and .json ({len(rows)} rows)")
 
 

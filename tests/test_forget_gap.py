@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import benchmark_script
+from test_protocol_table import board, row
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_refuses_a_bench_whose_stored_outputs_are_gone(gap_script, tmp_path, mon
     # A finished bench's two files, but no model outputs beside them and no references in its cache.
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "leaderboard.json").write_text(json.dumps(
-        {"dataset": "synthetic", "forget": "identity_skewed:0.02", "seeds": 2, "rows": [{"method": "scramble_relearn"}]}))
+        {**board([row("scramble_relearn", 0.1, 0.02, 0.8, 0.1)]), "seeds": 2}))
     (tmp_path / "bench" / "bench.json").write_text(json.dumps(
         {"results_version": 2, "cache": str(tmp_path / "cache"), "original_key": "o", "reference_key": "r",
          "setting": {"forget_config": {"seed": 3}}}))
@@ -64,3 +65,15 @@ def test_refuses_a_bench_whose_stored_outputs_are_gone(gap_script, tmp_path, mon
     with pytest.raises(SystemExit) as stop:
         gap_script.main()
     assert stop.value.code == 2 and "results version 1" in capsys.readouterr().err
+
+
+def test_refuses_a_truncated_leaderboard_naming_the_file(gap_script, tmp_path, monkeypatch, capsys):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "leaderboard.json").write_text(json.dumps(board([row("scramble_relearn", 0.1, 0.02, 0.8, 0.1)]))[:200])
+    (tmp_path / "bench" / "bench.json").write_text(json.dumps({"results_version": 2}))
+    monkeypatch.setattr(sys, "argv", ["forget_gap.py", "demo", str(tmp_path / "bench")])
+    with pytest.raises(SystemExit) as stop:
+        gap_script.main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"{tmp_path / 'bench' / 'leaderboard.json'} is not readable JSON" in err
+    assert len(err.strip().splitlines()) == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import benchmark_script
+from unlearnkit.results.leaderboard import Leaderboard
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +19,27 @@ def table():
 
 
 def row(method: str, score: float, half: float, f_bounded: float, time: float | None, memory: float | None = 1.1) -> dict:
-    return {"method": method, "score": score, "score_interval": [score - half, score + half], "forget_quality": score,
-            "forget_quality_bounded": f_bounded, "accuracy": {"forget": 0.5, "retain": 0.9, "test": 0.3},
-            "time_ratio": time, "memory_ratio": memory}
+    """A leaderboard row (schema 2) with these numbers; the rest fixed."""
+    acc = {"forget": 0.5, "retain": 0.9, "test": 0.3}
+    return {"method": method, "score": score, "score_bounded": score, "score_interval": [score - half, score + half],
+            "forget_quality": score, "forget_quality_bounded": f_bounded, "forget_quality_interval": None,
+            "accuracy": acc, "retrain_accuracy": acc, "seconds": 1.0, "steps": 1.0, "compute": None, "time_ratio": time,
+            "step_ratio": None, "compute_ratio": None, "over_limit": False, "stopped_by_budget": 0,
+            "peak_memory_bytes": None, "memory_ratio": memory, "diverged": [], "ulira": 0.5, "ulira_baseline": 0.5,
+            "loss_mia": None, "svc_mia_efficacy": None, "klom_forget": None, "klom_test": None, "klom_retain_probe": None}
+
+
+def board(rows: list[dict], forget: str = "identity_skewed:0.02") -> dict:
+    """A leaderboard.json record (schema 2) holding ``rows``."""
+    return {"schema_version": 2, "dataset": "synthetic", "forget": forget, "seeds": 32, "rows": rows,
+            "forget_examples": 10, "model": "small_cnn", "budget": None,
+            "retrain_cost": {"seconds": 1.0, "steps": 1.0, "compute": None, "peak_memory_bytes": None,
+                             "measured_on": "test", "conditions": None, "timing_note": None},
+            "original": {"accuracy": {}, "seed": 0, "seconds": 1.0, "compute": None}, "setting": {}, "provenance": {}}
+
+
+def boards(*rows: list[dict]) -> list[Leaderboard]:
+    return [Leaderboard.from_json(board(r)) for r in rows]
 
 
 def bench(tmp_path: Path, name: str, seed: int | None, rows: list[dict], forget: str = "identity_skewed:0.02") -> Path:
@@ -28,8 +47,7 @@ def bench(tmp_path: Path, name: str, seed: int | None, rows: list[dict], forget:
     folder = tmp_path / name
     folder.mkdir()
     kind, _, arg = forget.partition(":")
-    (folder / "leaderboard.json").write_text(json.dumps(
-        {"dataset": "synthetic", "forget": forget, "seeds": 32, "rows": rows}))
+    (folder / "leaderboard.json").write_text(json.dumps(board(rows, forget)))
     config = {"seed": seed} if seed is not None else {"classes": [int(arg)]}
     (folder / "bench.json").write_text(json.dumps(
         {"setting": {"forget_kind": kind, "forget_config": config}, "forget_fingerprint": f"fp{forget}{seed}",
@@ -38,9 +56,8 @@ def bench(tmp_path: Path, name: str, seed: int | None, rows: list[dict], forget:
 
 
 def test_means_over_seeds_and_combines_the_intervals(table):
-    boards = [{"rows": [row("retrain (ceiling)", 0.20, 0.02, 0.99, 1.0), row("ours", 0.10, 0.04, 0.8, 0.12)]},
-              {"rows": [row("retrain (ceiling)", 0.22, 0.02, 0.99, 1.0), row("ours", 0.14, 0.02, 0.9, 0.08, None)]}]
-    rows = table.averaged(boards)
+    rows = table.averaged(boards([row("retrain (ceiling)", 0.20, 0.02, 0.99, 1.0), row("ours", 0.10, 0.04, 0.8, 0.12)],
+                                 [row("retrain (ceiling)", 0.22, 0.02, 0.99, 1.0), row("ours", 0.14, 0.02, 0.9, 0.08, None)]))
     ours = rows["ours"]
     assert ours["score"] == pytest.approx(0.12)
     # each half-width is 1.96 SE; the mean of two independent seeds has SE sqrt(SE1^2 + SE2^2) / 2
@@ -51,11 +68,12 @@ def test_means_over_seeds_and_combines_the_intervals(table):
 
 
 def test_the_bar_item_by_item(table):
-    rows = table.averaged([{"rows": [row("retrain (ceiling)", 0.20, 0.02, 0.99, 1.0), row("ours", 0.195, 0.03, 0.97, 0.09),
-                                     row("rival", 0.10, 0.01, 0.98, 0.05)]}])
+    rows = table.averaged(boards([row("retrain (ceiling)", 0.20, 0.02, 0.99, 1.0), row("ours", 0.195, 0.03, 0.97, 0.09),
+                                  row("rival", 0.10, 0.01, 0.98, 0.05)]))
     met = {what: ok for what, ok, _ in table.verdict(rows, "ours")}
     assert met == {"highest score": True, "highest bounded F": False, ">= 95 % of the ceiling": True,
-                   "interval overlaps the ceiling's": True, "time <= 10 % of a retrain": True, "peak memory <= 1.2x": True}
+                   "interval overlaps the ceiling's": True, "time <= 10 % of a retrain": True, "peak memory <= 1.2x": True,
+                   "forget sets no choice was made on": True}
     rows["ours"]["score"], rows["ours"]["score_interval"] = 0.15, [0.14, 0.16]
     met = {what: ok for what, ok, _ in table.verdict(rows, "ours")}
     assert not met[">= 95 % of the ceiling"] and not met["interval overlaps the ceiling's"]
@@ -71,7 +89,13 @@ def test_writes_the_table_and_refuses_one_forget_set_twice(table, tmp_path, monk
     assert "forget seeds 3, 6" in text and "| scramble_relearn | 0.120 [" in text and "60%" in text
     assert "**not met**: >= 95 % of the ceiling: 60% (0.120 / 0.200)" in text
     saved = json.loads((tmp_path / "protocol_demo.json").read_text())
-    assert [c["met"] for c in saved["bar"]] == [True, True, False, False, False, True]
+    # Forget seeds 3 and 6 of the built-in identity_skewed:0.02 sets are in the tuning log: never called unseen.
+    assert [c["met"] for c in saved["bar"]] == [True, True, False, False, False, True, False]
+    assert saved["in_tuning_log"] == ["3", "6"] and "so not unseen: 3, 6." in text
+    # The inputs are kept beside the table, and are themselves valid input folders.
+    assert saved["inputs_kept"] == ["benches/protocol_demo/f3", "benches/protocol_demo/f6"]
+    kept = [tmp_path / k for k in saved["inputs_kept"]]
+    assert [table.load(k) for k in kept] == [table.load(a), table.load(b)]
     monkeypatch.setattr(sys, "argv", ["protocol_table.py", "demo", str(a), str(a)])
     with pytest.raises(SystemExit) as stop:
         table.main()
@@ -116,3 +140,23 @@ def test_a_variant_is_shown_beside_the_ranking_but_takes_no_part_in_the_bar(tabl
         table.main()
     assert stop.value.code == 2 and "do not cover the same forget sets" in capsys.readouterr().err
     assert not (tmp_path / "protocol_demo2.md").exists()
+
+
+def test_forget_sets_outside_the_tuning_log_are_said_to_be(table, tmp_path, monkeypatch):
+    rows = [row("retrain (ceiling)", 0.2, 0.02, 0.99, 1.0), row("scramble_relearn", 0.12, 0.02, 0.8, 0.15)]
+    a, b = bench(tmp_path, "f8", 8, rows), bench(tmp_path, "f9", 9, rows)
+    monkeypatch.setattr(table, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "demo", str(a), str(b)])
+    table.main()
+    saved = json.loads((tmp_path / "protocol_demo.json").read_text())
+    assert saved["in_tuning_log"] == [] and saved["bar"][-1]["met"]
+    assert "None of these forget sets is in the tuning log" in (tmp_path / "protocol_demo.md").read_text()
+
+
+def test_the_tuning_log_matches_dataset_options():
+    log = benchmark_script("tuning_log")
+    fashion16 = {"image_size": 16, "train_size": 5556, "test_size": 2000}
+    assert log.choices_on("fashion_mnist", "random:0.02", 0, fashion16)
+    assert not log.choices_on("fashion_mnist", "random:0.02", 0, {**fashion16, "image_size": 28})
+    assert log.choices_on("digits", "class:3", None) and not log.choices_on("digits", "class:2", None)
+    assert not log.choices_on("synthetic", "identity_skewed:0.02", 8)

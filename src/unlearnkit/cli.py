@@ -7,8 +7,8 @@ import sys
 from typing import Any, Callable
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from unlearnkit.errors import InputError
 
@@ -32,7 +32,7 @@ EXAMPLES = {
   unlearnkit unlearn --method neggrad_plus --checkpoint CKPT --dataset synthetic --forget random:0.1 \\
       --set method.lr=0.005 --set method.epochs=3 --out runs/ngp""",
     "bench": """examples:
-  # the main job on the built-in dataset: 6 methods x 16 seeds against 16 retrains (+ 16 for the ceiling)
+  # the main job on the built-in dataset: 7 methods x 16 seeds against 16 retrains (+ 16 for the ceiling)
   unlearnkit bench
   unlearnkit bench --methods finetune,scrub,fanchuan --seeds 32 --forget identity_skewed:0.05 --out runs/b32
   # method settings: --set method.NAME.FIELD=VALUE; cap every method at 20% of a retrain's steps
@@ -102,16 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--method", required=True, help="registered method name (see `unlearnkit methods`)")
     q.add_argument("--checkpoint", required=True, help="the original model's .safetensors checkpoint")
     q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
-    q.add_argument("--budget", type=float, help="cap the run at this fraction of one retrain's optimizer steps (e.g. 0.2)")
+    q.add_argument("--budget", type=float, help="cap the run at this fraction of one retrain's compute (examples passed forward and backward; e.g. 0.2)")
 
     q = command("bench", "Benchmark methods: N seeds each against N cached retrains, scored and ranked.")
     data_args(q, "the forget set (default identity_skewed:0.02: 2%% of the people, mostly the youngest)", out_required=False)
     q.set_defaults(forget="identity_skewed:0.02", seeds="16", out="runs/bench")
     q.add_argument("--model", default="small_cnn", help="registered model name")
-    q.add_argument("--methods", help="comma-separated method names (default: the competition's top 3, salun, orthogonal_surgery, finetune)")
+    q.add_argument("--methods", help="comma-separated method names (default: scramble_relearn, the competition's top 3, salun, orthogonal_surgery, finetune)")
     q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
     q.add_argument("--no-ceiling", action="store_true", help="skip the second set of retrains that scores a perfect unlearner")
-    q.add_argument("--budget", type=float, help="cap each method run at this fraction of one retrain's optimizer steps (e.g. 0.2)")
+    q.add_argument("--budget", type=float, help="cap each method run at this fraction of one retrain's compute (examples passed forward and backward; e.g. 0.2)")
     q.add_argument("--strategy", default="auto", choices=["auto", "sequential", "vmap", "processes"],
                    help="how a reference unit trains its models (auto: vmap on CUDA, sequential on CPU)")
     q.add_argument("--cache-dir", default="", help="where originals and references are cached (default ~/.cache/unlearnkit)")
@@ -146,10 +146,10 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--examples", metavar="FILE", help="forget the images FILE lists: one image name (celeba, folder) or dataset index per line")
     what.add_argument("--forget", metavar="SPEC", help="forget a forget spec's examples (e.g. identity:0.02) or a forget.json")
     q.add_argument("--model", help="a state dict's registered architecture (default: inferred from its tensors)")
-    q.add_argument("--method", help="unlearning method (default: the best on our recorded leaderboards within --budget, "
-                   "or within 20%% of a retrain without one)")
+    q.add_argument("--method", help="unlearning method (default: the best on the recorded leaderboards of this dataset "
+                   "and kind of forget set within --budget, or within 20%% of a retrain's compute without one)")
     q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
-    q.add_argument("--budget", type=float, help="cap the method at this fraction of one retrain's optimizer steps (e.g. 0.2)")
+    q.add_argument("--budget", type=float, help="cap the method at this fraction of one retrain's compute (e.g. 0.2)")
     q.add_argument("--references", type=int, default=0, metavar="N",
                    help="score (ε, δ) against N retrains, +N for the ceiling, trained into the cache where missing (N >= 8); "
                    "without it, references already cached for this setting are used")
@@ -268,7 +268,7 @@ def cmd_unlearn(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> None:
-    from unlearnkit.report.leaderboard import leaderboard_table
+    from unlearnkit.report import leaderboard_table, write_report
     from unlearnkit.runner.bench import Backend, run_bench
     from unlearnkit.runner.jobs import DEFAULT_METHODS, make_bench_job
 
@@ -291,14 +291,19 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
     board = run_bench(job, backend, plan=args.plan, console=console)
     if board is None:
         return
+    write_report(args.out, board)
     console.print(leaderboard_table(board, width=min(console.width, 200) if console.is_terminal else 80))
     console.print(f"[green]leaderboard: {args.out}/leaderboard.json, reports: {args.out}/report.html, {args.out}/report.md[/green]")
 
 
 def cmd_work(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.report import write_report
     from unlearnkit.runner.bench import run_work
 
-    run_work(args.dir, unit=args.unit, next_unit=args.next, drain=args.drain, console=console)
+    board = run_work(args.dir, unit=args.unit, next_unit=args.next, drain=args.drain, console=console)
+    if board is not None:  # this worker ran the score unit: the reports follow it
+        paths = write_report(args.dir, board)
+        console.print(f"reports: {paths[0]}, {paths[1]}", highlight=False)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> None:
@@ -319,6 +324,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_forget(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.report.audit import write_audit
     from unlearnkit.runner.forget import make_forget_job, run_forget
 
     settings = _settings(args)
@@ -329,7 +335,12 @@ def cmd_forget(args: argparse.Namespace, console: Console) -> None:
         train_options=settings.get("train"), method=args.method, method_options=settings.get("method"),
         preset=None if args.preset == "none" else args.preset, budget=args.budget, references=args.references,
         cache_dir=args.cache_dir, run_seed=args.run_seed)
-    run_forget(job, log=lambda text: console.print(text, highlight=False))
+    outcome = run_forget(job, log=lambda text: console.print(text, highlight=False))
+    if not outcome.already_done:
+        audit = write_audit(job.out, outcome.audit)
+        failed = len(audit["failed"])
+        console.print(f"audit: {job.out}/audit.html ({len(audit['verified'])} checks passed"
+                      + (f", [red]{failed} failed or not computed[/red])" if failed else ")"), highlight=False)
 
 
 def cmd_metric(args: argparse.Namespace, console: Console) -> None:
@@ -356,6 +367,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], None]] = {
 }
 
 
+def _print_error(exc: BaseException) -> None:
+    """One line on stderr. The message is read as ANSI text, not markup: codes it carries (a Ray
+    task's error is coloured) become styles, which rich drops when stderr is not a terminal."""
+    Console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "red"), Text.from_ansi(str(exc))), highlight=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 success, 2 bad input, 1 a unit that failed for another reason)."""
     parser = _parser()
@@ -369,10 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args, console)
     except (InputError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        _print_error(exc)
         return 2
     except UnitsFailed as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        _print_error(exc)
         return 2 if exc.bad_input else 1
     except KeyboardInterrupt:
         Console(stderr=True, soft_wrap=True).print(

@@ -138,4 +138,6 @@ def provenance() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # The command that made the record, so a results file says how to make it again.
+        "argv": list(sys.argv),
     }

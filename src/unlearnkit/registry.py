@@ -28,10 +28,16 @@ class Entry(Generic[T]):
 
 
 class Registry(Generic[T]):
-    """A name -> object mapping. Duplicate names raise; unknown names say "did you mean"."""
+    """A name -> object mapping. Duplicate names raise; unknown names say "did you mean".
 
-    def __init__(self, kind: str):
+    Args:
+        kind: What is registered, for messages ("method", "dataset").
+        on_register: Called with each new entry as it is registered (e.g. to check its config).
+    """
+
+    def __init__(self, kind: str, on_register: Callable[[Entry[T]], None] | None = None):
         self.kind = kind
+        self._on_register = on_register
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, *, config: type | None = None, **meta: Any) -> Callable[[T], T]:
@@ -40,7 +46,10 @@ class Registry(Generic[T]):
         def decorate(obj: T) -> T:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = Entry(name=name, obj=obj, config=config, meta=dict(meta))
+            entry = Entry(name=name, obj=obj, config=config, meta=dict(meta))
+            if self._on_register is not None:
+                self._on_register(entry)
+            self._entries[name] = entry
             return obj
 
         return decorate

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from unlearnkit.errors import InputError
-from unlearnkit.metrics import forgetting as fq
+from unlearnkit.metrics import attacks, epsilon
 from unlearnkit.metrics import (
     EPSILON_CAP,
     ModelAccuracies,
@@ -200,10 +200,10 @@ def test_compat_uses_the_official_float32_threshold_grid():
     differs = 0
     for u, r in grid_aligned_cases(seed=6, count=40):
         n = u.shape[0]
-        rank, values = fq._rank_table(n, DELTA, False)
+        rank, values = epsilon.rank_table(n, DELTA, False)
         r_positive = np.median(r, 0) > np.median(u, 0)
-        best = fq._compat_threshold(fq._Chunk.build(u, r), torch.from_numpy(~r_positive), rank)
-        got = np.minimum(values[fq._ranks_to_int(best)], EPSILON_CAP)
+        best = attacks.compat_threshold(attacks.Chunk.build(u, r), torch.from_numpy(~r_positive), rank)
+        got = np.minimum(values[epsilon.ranks_to_int(best)], EPSILON_CAP)
         pos, neg = np.where(r_positive, r, u), np.where(r_positive, u, r)
         for j in range(u.shape[1]):
             official = min(ref_single_threshold(pos[:, j], neg[:, j]), EPSILON_CAP)
@@ -239,15 +239,15 @@ def test_exact_equals_brute_force():
 
 def test_int32_rank_table_path(monkeypatch):
     # Tables with more than 65536 distinct ε values use int32 ranks; force that path on small N.
-    monkeypatch.setattr(fq, "_INT16_RANKS", 0)
-    fq._rank_table.cache_clear()
+    monkeypatch.setattr(epsilon, "_INT16_RANKS", 0)
+    epsilon.rank_table.cache_clear()
     try:
         for u, r in random_cases(seed=4, count=4):
             for mode in ("compat", "exact"):
                 expected = ref_grid(u, r)[0] if mode == "compat" else ref_exact(u, r)
                 np.testing.assert_array_equal(forgetting_quality(u, r, mode=mode).epsilons, expected)
     finally:
-        fq._rank_table.cache_clear()
+        epsilon.rank_table.cache_clear()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -523,7 +523,7 @@ def test_score_intervals_are_seeded_and_subsamples_do_not_depend_on_their_number
     for b in range(3):
         g = np.random.default_rng([4, b])
         pu, pr = g.permutation(16)[:10], g.permutation(16)[:10]
-        subsample_f.append(epsilon_points(fq._epsilons(u[pu], r[pr], "exact", DELTA)[0], 16).mean())
+        subsample_f.append(epsilon_points(epsilon.example_epsilons(u[pu], r[pr], "exact", DELTA)[0], 16).mean())
     few = score_intervals(u, r, mode="exact", n_subsamples=3, seed=4)
     assert few.final_score is None
     se = math.sqrt(10 / 6) * np.std(subsample_f, ddof=1)
@@ -565,7 +565,7 @@ def test_score_intervals_cover_the_expected_score(shift):
     loc, scale = rng.uniform(-4, 8, e), rng.uniform(0.5, 3, e)
     k = 300
     u, r = _gaussian_statistics(rng, n, e * k, shift, np.tile(loc, k), np.tile(scale, k))
-    eps, _ = fq._epsilons(u, r, mode, DELTA)
+    eps, _ = epsilon.example_epsilons(u, r, mode, DELTA)
     truth = epsilon_points(eps, n).reshape(k, e).mean(axis=1).mean()
     draws, hits = 40, 0
     for d in range(draws):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from scipy import stats
 
 from unlearnkit.errors import InputError
-from unlearnkit.metrics import KLoMResult, klom, logit_scaled_confidence, margins
+from unlearnkit.metrics import klom, logit_scaled_confidence, margins
 
 
 def ref_klom_example(p_arr, q_arr, bins=20, floor=1e-5, clip=100.0):
@@ -108,9 +109,11 @@ def test_clipping_and_options():
     x = np.random.default_rng(4).normal(size=(30, 20))
     coarse, fine = klom(x, x + 0.3, n_bins=5), klom(x, x + 0.3, n_bins=50)
     assert coarse.n_bins == 5 and fine.n_bins == 50 and coarse.p95 != fine.p95
-    record = klom(x, x + 0.3).to_dict()
-    assert len(record["per_example"]) == 20 and record["n_bins"] == 20
-    assert isinstance(klom(x, x), KLoMResult)
+    result = klom(x, x + 0.3)
+    record = json.loads(json.dumps(result.to_dict()))  # JSON-ready, and carries every field of the result
+    assert record.pop("per_example") == result.per_example.tolist() and len(result.per_example) == 20
+    assert record == {"p95": result.p95, "n_unlearned": 30, "n_retrained": 30, "n_examples": 20, "n_bins": 20,
+                      "clip": 100.0, "floor": 1e-5, "n_repaired": result.n_repaired}
 
 
 @pytest.mark.parametrize(

@@ -8,19 +8,19 @@ from unlearnkit.report.figures import LABEL_SLOTS, _label_offsets, forgetting_vs
 def _points(n, seed=0, spread=1.0):
     rng = np.random.default_rng(seed)
     return [{"name": f"method_{i}", "test": 0.3 + spread * 0.05 * rng.random(), "forget_quality": spread * 0.05 * rng.random(),
-             "time_ratio": 0.1, "ceiling": False} for i in range(n)]
+             "cost_ratio": 0.1, "ceiling": False} for i in range(n)]
 
 
 def test_spread_markers_are_labelled_to_their_right():
-    points = [{"name": n, "test": t, "forget_quality": f, "time_ratio": 0.1, "ceiling": False}
+    points = [{"name": n, "test": t, "forget_quality": f, "cost_ratio": 0.1, "ceiling": False}
               for n, t, f in (("a", 0.1, 0.0), ("b", 0.5, 0.5), ("c", 0.9, 1.0))]
     assert set(_label_offsets(points).values()) == {LABEL_SLOTS[0]}
 
 
 def _crowd():
     """A tight cluster of 23 rows and two far away, like a bench of every method and its ceiling."""
-    far = [{"name": "ceiling", "test": 0.33, "forget_quality": 0.24, "time_ratio": 1.0, "ceiling": True},
-           {"name": "outlier", "test": 0.18, "forget_quality": 0.15, "time_ratio": 0.2, "ceiling": False}]
+    far = [{"name": "ceiling", "test": 0.33, "forget_quality": 0.24, "cost_ratio": 1.0, "ceiling": True},
+           {"name": "outlier", "test": 0.18, "forget_quality": 0.15, "cost_ratio": 0.2, "ceiling": False}]
     return _points(23, spread=0.2) + far
 
 

@@ -16,6 +16,7 @@ from unlearnkit.cli import main
 from unlearnkit.errors import InputError
 from unlearnkit.io import npz_bytes, read_npz, write_bytes
 from unlearnkit.report import compare_benches, write_report
+from unlearnkit.results.leaderboard import read_leaderboard
 
 TINY = [
     "--set", "dataset.people=40", "--set", "dataset.image_size=16", "--set", "dataset.min_images=3",
@@ -91,7 +92,7 @@ def _parse(text: str) -> _Page:
 
 
 def _methods(out: Path) -> list[str]:
-    return [r["method"] for r in json.loads((out / "leaderboard.json").read_text())["rows"]]
+    return read_leaderboard(out / "leaderboard.json").methods
 
 
 def test_report_html_is_well_formed_self_contained_and_carries_every_method(bench, written):
@@ -151,10 +152,24 @@ def test_a_folder_without_a_finished_bench_is_an_input_error(bench, tmp_path):
     assert not (unfinished / "report.html").exists()
 
 
-def test_the_score_unit_can_render_before_the_leaderboard_is_written(bench, tmp_path):
+@pytest.mark.parametrize("edit", ["schema 1", "truncated"])
+def test_report_of_an_old_or_truncated_leaderboard_exits_2_naming_the_file(bench, tmp_path, capsys, edit):
     copy = tmp_path / "b"
     shutil.copytree(bench, copy, ignore=shutil.ignore_patterns("report.*"))
-    board = json.loads((copy / "leaderboard.json").read_text())
+    path = copy / "leaderboard.json"
+    text = path.read_text()
+    path.write_text(json.dumps({**json.loads(text), "schema_version": 1}) if edit == "schema 1" else text[: len(text) // 2])
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in " ".join(err.split()) and "Traceback" not in err and "KeyError" not in err
+    assert not (copy / "report.html").exists()
+
+
+def test_the_command_renders_from_the_board_it_holds(bench, tmp_path):
+    """The bench command passes the board the score unit returned; the report need not read it back."""
+    copy = tmp_path / "b"
+    shutil.copytree(bench, copy, ignore=shutil.ignore_patterns("report.*"))
+    board = read_leaderboard(copy / "leaderboard.json")
     (copy / "leaderboard.json").unlink()
     paths = write_report(copy, board=board)
     assert [p.name for p in paths] == ["report.html", "report.md"] and all(p.is_file() for p in paths)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from unlearnkit.engine.compute import BACKWARD, FORWARD, spend
 from unlearnkit.engine.seeding import derive_seed, torch_generator
 from unlearnkit.engine.tensors import TensorSet, class_weights
 from unlearnkit.engine.train import (
@@ -103,7 +104,7 @@ def _worker_init(threads: int) -> None:
 def _train_one(args) -> tuple[int, dict, dict]:
     spec, train, val, cfg, seed = args
     r = train_model(spec, train, val, cfg, seed=seed)
-    meta = {"best_epoch": r.best_epoch, "history": r.history, "seconds": r.seconds, "steps": r.steps}
+    meta = {"best_epoch": r.best_epoch, "history": r.history, "seconds": r.seconds, "steps": r.steps, "compute": r.compute}
     return seed, {k: v.cpu() for k, v in r.model.state_dict().items()}, meta
 
 
@@ -166,6 +167,8 @@ def train_ensemble(
     best_buffers = {name: b.clone() for name, b in buffers.items()}
     history: list[list[dict]] = [[] for _ in range(k)]
     steps = 0
+    # Per model, as train_model counts it: the hooks of engine.compute do not see calls under vmap.
+    compute = 0.0
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         base.train()
@@ -179,6 +182,8 @@ def train_ensemble(
             if cfg.hflip:
                 flip = torch.rand(k, pos.shape[1], device=x.device) < 0.5
                 x = torch.where(flip.view(k, -1, 1, 1, 1), x.flip(4), x)
+            spend(k * (FORWARD + BACKWARD) * pos.shape[1])
+            compute += (FORWARD + BACKWARD) * pos.shape[1]
             with rt.autocast():
                 losses = batched_loss(params, buffers, x, y)
             opt.zero_grad(set_to_none=True)
@@ -192,6 +197,8 @@ def train_ensemble(
         if val is not None and len(val) and cfg.keep_best:
             base.eval()
             correct = torch.zeros(k, device=rt.device)
+            spend(k * FORWARD * len(val))
+            compute += FORWARD * len(val)
             with torch.no_grad():
                 for xv, yv in val.batches(1024, channels_last=rt.channels_last):
                     with rt.autocast():
@@ -215,6 +222,7 @@ def train_ensemble(
         state = {**{n_: p[i] for n_, p in best_params.items()}, **{n_: b[i] for n_, b in best_buffers.items()}}
         model.load_state_dict(state)
         model.eval()
-        results.append(TrainResult(model=model, seed=seed, best_epoch=best_epoch[i], history=history[i], seconds=seconds / k, steps=steps))
+        results.append(TrainResult(model=model, seed=seed, best_epoch=best_epoch[i], history=history[i], seconds=seconds / k, steps=steps,
+                                   compute=compute))
     return results
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnkit.engine.compute import count_compute
 from unlearnkit.engine.seeding import derive_seed, torch_generator
 from unlearnkit.engine.tensors import TensorSet, class_weights
 from unlearnkit.errors import InputError
@@ -126,7 +127,8 @@ def make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
 
 @dataclass
 class TrainResult:
-    """A trained model and how it got there."""
+    """A trained model and how it got there (``compute``: example passes, engine.compute, the
+    validation predictions of a best-epoch checkpoint included)."""
 
     model: nn.Module
     seed: int
@@ -134,6 +136,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     steps: int = 0
+    compute: float = 0.0
 
 
 def init_model(spec: ModelSpec, seed: int) -> nn.Module:
@@ -178,7 +181,7 @@ def train_model(
     result = TrainResult(model=model, seed=seed, best_epoch=cfg.epochs)
     best_acc, best_state = -1.0, None
     start = time.perf_counter()
-    with torch.random.fork_rng(devices=[rt.device] if rt.device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[rt.device] if rt.device.type == "cuda" else []), count_compute() as counter:
         torch.manual_seed(derive_seed(seed, "dropout"))
         for epoch in range(1, cfg.epochs + 1):
             model.train()
@@ -207,6 +210,7 @@ def train_model(
     if best_state is not None:
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
+    result.compute = counter.total
     model.eval()
     return result
 

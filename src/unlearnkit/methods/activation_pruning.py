@@ -28,15 +28,11 @@ class ActivationPruningConfig:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.prune_epochs < 0:
-            raise InputError(f"activation_pruning: epochs and prune_epochs must be non-negative, got {self}")
-        if self.batch_size < 1:
-            raise InputError(f"activation_pruning.batch_size must be at least 1, got {self.batch_size}")
         if not self.stage_quantiles:
-            raise InputError("activation_pruning.stage_quantiles must name at least one quantile")
-        for q in (self.stem_quantile, *self.stage_quantiles):
+            raise InputError("method.activation_pruning.stage_quantiles must name at least one quantile")
+        for name, q in (("stem_quantile", self.stem_quantile), *(("stage_quantiles", q) for q in self.stage_quantiles)):
             if not 0.0 < q <= 1.0:
-                raise InputError(f"activation_pruning quantiles must be in (0, 1], got {q}")
+                raise InputError(f"method.activation_pruning.{name}: a quantile must be in (0, 1], got {q}")
 
 
 @dataclass

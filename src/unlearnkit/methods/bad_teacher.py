@@ -10,7 +10,6 @@ from torch import nn
 
 from unlearnkit.engine.seeding import derive_seed
 from unlearnkit.engine.train import init_model
-from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import frozen_copy
 
@@ -62,8 +61,6 @@ def bad_teacher(model: nn.Module, data: UnlearnData, cfg: BadTeacherConfig, *, s
         Chundawat, Tarun, Mandal & Kankanhalli, Can Bad Teaching Induce Forgetting? Unlearning in
         Deep Networks Using an Incompetent Teacher, AAAI 2023.
     """
-    if not 0.0 <= cfg.retain_fraction <= 1.0:
-        raise InputError(f"bad_teacher.retain_fraction must be in [0, 1], got {cfg.retain_fraction}")
     student = clone(model)
     competent = frozen_copy(model)
     incompetent = frozen_copy(init_model(data.spec, derive_seed(seed, "incompetent")))

@@ -6,26 +6,27 @@ dataclass. It must not modify ``model``; it never sees the test split (``Unlearn
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from unlearnkit.config import from_dict, to_dict
+from unlearnkit.engine.compute import BudgetSpent
 from unlearnkit.engine.seeding import derive_seed, torch_generator
 from unlearnkit.engine.tensors import TensorSet, class_weights
 from unlearnkit.engine.train import Runtime, TrainConfig
 from unlearnkit.errors import InputError
+from unlearnkit.methods.checks import guard_config
 from unlearnkit.metrics.efficiency import Cost, measure
 from unlearnkit.models import ModelSpec
 from unlearnkit.registry import Registry
 
-METHODS: Registry = Registry("method")
+# Every method's config refuses impossible values when it is built (see methods/checks.py).
+METHODS: Registry = Registry("method", on_register=guard_config)
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,33 +85,8 @@ class UnlearnResult:
     stopped_by_budget: bool = False
 
 
-class _BudgetSpent(Exception):
-    """Raised inside a method by the step hook once its optimizer-step budget is used up."""
-
-
 # The model a method is training: set by clone(), read when a budget stops the method early.
 _STUDENT: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("unlearnkit_student", default=None)
-
-
-@contextlib.contextmanager
-def _step_budget(max_steps: int | None) -> Iterator[None]:
-    """Stop the enclosed method (raise _BudgetSpent) before it takes optimizer step ``max_steps + 1``."""
-    if max_steps is None:
-        yield
-        return
-    taken = 0
-
-    def check(_opt, _args, _kwargs) -> None:
-        nonlocal taken
-        if taken >= max_steps:
-            raise _BudgetSpent
-        taken += 1
-
-    handle = register_optimizer_step_pre_hook(check)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 def method_config(name: str, overrides: dict[str, Any] | None = None):
@@ -119,7 +95,7 @@ def method_config(name: str, overrides: dict[str, Any] | None = None):
 
 
 def run_method(
-    name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, *, seed: int, max_steps: int | None = None
+    name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, *, seed: int, max_compute: float | None = None
 ) -> UnlearnResult:
     """Run method ``name`` on a copy of ``model`` and measure its cost.
 
@@ -132,9 +108,11 @@ def run_method(
         data: Retain, forget and validation examples.
         cfg: The method's config (default: its reference defaults).
         seed: This run's seed.
-        max_steps: A budget of optimizer steps (all optimizers together). A method that would take
-            more is stopped before step ``max_steps + 1`` and its model is returned as it is then
-            (what a competition entry over the time limit would have had to submit).
+        max_compute: A budget of example passes (engine.compute: every model call counts, teachers
+            and predictions too). A method sees what is left with ``engine.compute.remaining_compute()`` and
+            sizes its phases to it; one that would still pass it is stopped before the model
+            call or optimizer step that would, and its model is returned as it is then (what a
+            competition entry over the time limit would have had to submit).
     """
     entry = METHODS.entry(name)
     cfg = cfg if cfg is not None else entry.config()
@@ -145,14 +123,15 @@ def run_method(
     stopped = False
     token = _STUDENT.set(None)
     try:
-        with torch.random.fork_rng(devices=devices), measure(data.runtime.device) as cost, _step_budget(max_steps):
+        with torch.random.fork_rng(devices=devices), measure(data.runtime.device, max_compute=max_compute) as cost:
             torch.manual_seed(derive_seed(seed, name, "global"))
             try:
                 out = fn(model, data, cfg, seed=seed)
-            except _BudgetSpent:
+            except BudgetSpent:
                 out, stopped = _STUDENT.get(), True
                 if out is None:
-                    raise InputError(f"method {name} cannot run under a step budget (it trains no clone of the model)") from None
+                    raise InputError(f"method {name} cannot run under a compute budget of {max_compute:.0f} example "
+                                     "passes (it was stopped before it made a copy of the model to return)") from None
     finally:
         _STUDENT.reset(token)
     out.eval()

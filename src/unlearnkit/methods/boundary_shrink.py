@@ -23,6 +23,10 @@ class BoundaryShrinkConfig:
     bound: float = 0.1  # L_inf radius of the FGSM step, on the 0..1 pixel scale
     freeze_norm_stats: bool = False  # True: BatchNorm uses and keeps its running statistics
 
+    def __post_init__(self) -> None:
+        if self.bound < 1 / 255:
+            raise InputError(f"method.boundary_shrink.bound = {self.bound}: expected at least one 8-bit level (1/255)")
+
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bound: float, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """One untargeted FGSM step of L_inf radius ``bound`` in pixel space, for normalised inputs ``x``.
@@ -93,10 +97,6 @@ def boundary_shrink(model: nn.Module, data: UnlearnData, cfg: BoundaryShrinkConf
         Chen, Gao, Liu, Peng & Zhou, Boundary Unlearning: Rapid Forgetting of Deep Networks via
         Shifting the Decision Space, CVPR 2023.
     """
-    if cfg.bound < 1 / 255:
-        raise InputError(f"boundary_shrink.bound must be at least one 8-bit level (1/255), got {cfg.bound}")
-    if cfg.epochs < 0 or cfg.batch_size < 1:
-        raise InputError(f"boundary_shrink: epochs must be >= 0 and batch_size >= 1, got {cfg}")
     student = clone(model)
     teacher = frozen_copy(model)
     opt = torch.optim.SGD(student.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.cf_k import last_stages, train_last_blocks
 from unlearnkit.models.base import reset_parameters
@@ -67,8 +66,6 @@ def eu_k(model: nn.Module, data: UnlearnData, cfg: EUkConfig, *, seed: int) -> n
         Kurmanji, Triantafillou, Hayes & Triantafillou, Towards Unbounded Machine Unlearning,
         NeurIPS 2023 (code: github.com/meghdadk/SCRUB).
     """
-    if cfg.epochs < 0 or cfg.batch_size < 1:
-        raise InputError(f"eu_k: epochs must be >= 0 and batch_size >= 1, got {cfg}")
     student = clone(model)
     blocks = last_stages(student, cfg.k)
     reinit = generator(seed, "reinit")

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.errors import InputError
 from unlearnkit.models.base import model_parts, reset_parameters
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import frozen_copy, sgd
@@ -24,10 +23,6 @@ class EuclidConfig:
     weight_decay: float = 5e-4
     temperature: float = 5.0
     batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise InputError(f"euclid.temperature must be positive, got {self.temperature}")
 
 
 def kl_at(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t: float) -> torch.Tensor:

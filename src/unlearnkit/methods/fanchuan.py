@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import cross_entropy_epoch, sgd, steps_per_epoch
 
@@ -26,10 +25,6 @@ class FanchuanConfig:
     retain_lr: float = 1e-3          # stage 2 (b): one epoch of CE on R, at retain_lr * batch_size / 64
     retain_momentum: float = 0.9
     retain_weight_decay: float = 1e-2
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise InputError(f"fanchuan.temperature must be positive, got {self.temperature}")
 
 
 def uniform_kl(logits: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from unlearnkit.engine.compute import BACKWARD, FORWARD, remaining_compute, spend
 from unlearnkit.engine.tensors import TensorSet
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
@@ -19,6 +20,11 @@ class FisherConfig:
     eps: float = 1e-8
     max_inverse: float = 1e3  # clamp on 1 / (F + eps), so the variance is at most alpha * max_inverse
     batch_size: int = 32  # examples per vmap call; memory ~ batch_size x parameters x 4 bytes
+
+    def __post_init__(self) -> None:
+        if self.alpha < 0 or self.eps <= 0 or self.max_inverse <= 0:
+            raise InputError(f"method.fisher: alpha must be >= 0 and eps, max_inverse > 0, got alpha {self.alpha}, "
+                             f"eps {self.eps}, max_inverse {self.max_inverse}")
 
 
 def diagonal_fisher(model: nn.Module, data: UnlearnData, which: TensorSet, batch_size: int) -> list[torch.Tensor]:
@@ -49,6 +55,7 @@ def diagonal_fisher(model: nn.Module, data: UnlearnData, which: TensorSet, batch
         with torch.no_grad():
             probs = torch.softmax(model(x), dim=1)
         for c in range(probs.shape[1]):
+            spend((FORWARD + BACKWARD) * len(x))  # one forward and backward per example, under vmap
             grads = per_example(params, x, torch.tensor(c, device=x.device))
             weight = probs[:, c]
             for n in names:
@@ -57,6 +64,24 @@ def diagonal_fisher(model: nn.Module, data: UnlearnData, which: TensorSet, batch
     model.train(was_training)
     n = max(len(which), 1)
     return [total[name] / n for name in names]
+
+
+def fisher_compute(examples: int, num_classes: int) -> float:
+    """Example passes of ``diagonal_fisher`` on ``examples`` examples: a prediction, then a forward
+    and backward pass per class."""
+    return float(examples * (FORWARD + num_classes * (FORWARD + BACKWARD)))
+
+
+def fisher_sample(data: UnlearnData, seed: int) -> TensorSet:
+    """The retain examples the Fisher is estimated on: all of R, or, under a compute budget that
+    R does not fit, a seeded random subsample of R that does (in its original order)."""
+    left = remaining_compute()
+    n = len(data.retain)
+    if left is None or fisher_compute(n, data.num_classes) <= left:
+        return data.retain
+    fits = int(left // fisher_compute(1, data.num_classes))
+    keep = torch.randperm(n, generator=generator(seed, "fisher-sample"))[:fits].sort().values
+    return data.retain.subset(keep)
 
 
 @METHODS.register(
@@ -80,7 +105,10 @@ def fisher(model: nn.Module, data: UnlearnData, cfg: FisherConfig, *, seed: int)
     statistics are left as they are.
 
     Cost: about ``num_classes`` per-example-gradient passes over R (see ``diagonal_fisher``); the
-    most expensive method here by far on many classes, and memory grows with ``batch_size``.
+    most expensive method here by far on many classes, and memory grows with ``batch_size``. Under a
+    compute budget (``run_method(max_compute=...)``) that cost would pass, the Fisher is estimated on
+    a seeded random subsample of R sized to fit (``fisher_sample``); with room for no example at
+    all, F is zero and every weight gets the largest noise (the prior, with nothing learned from R).
 
     References:
         Golatkar, Achille & Soatto, Eternal Sunshine of the Spotless Net: Selective Forgetting in
@@ -91,7 +119,7 @@ def fisher(model: nn.Module, data: UnlearnData, cfg: FisherConfig, *, seed: int)
     if cfg.batch_size < 1:
         raise InputError(f"fisher.batch_size must be at least 1, got {cfg.batch_size}")
     student = clone(model)
-    fim = diagonal_fisher(student, data, data.retain, cfg.batch_size)
+    fim = diagonal_fisher(student, data, fisher_sample(data, seed), cfg.batch_size)
     noise = generator(seed, "noise")
     with torch.no_grad():
         for p, f in zip(student.parameters(), fim):

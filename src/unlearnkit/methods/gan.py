@@ -28,6 +28,10 @@ class GanConfig:
     disc_steps: int = 1  # discriminator updates per model update
     disc_warmup: int = 20  # discriminator-only updates before the model's first update
 
+    def __post_init__(self) -> None:
+        if self.disc_steps < 1:
+            raise InputError(f"method.gan.disc_steps = {self.disc_steps}: expected at least 1")
+
 
 def confidences(logits: torch.Tensor) -> torch.Tensor:
     """The discriminator's view of an output: the softmax probabilities sorted in descending order.
@@ -81,8 +85,6 @@ def gan(model: nn.Module, data: UnlearnData, cfg: GanConfig, *, seed: int) -> nn
         Shokri, Stronati, Song & Shmatikov, Membership Inference Attacks Against Machine Learning
         Models, IEEE S&P 2017 (sorted confidence vectors as attack features).
     """
-    if cfg.epochs < 0 or cfg.disc_steps < 1 or cfg.disc_warmup < 0 or cfg.adv_weight < 0:
-        raise InputError(f"gan: epochs, disc_warmup, adv_weight must be >= 0 and disc_steps >= 1, got {cfg}")
     if len(data.forget) == 0 or len(data.val) == 0:
         raise InputError("gan needs a non-empty forget set and validation set (the unseen data)")
     student = clone(model)

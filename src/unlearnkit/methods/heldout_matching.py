@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnkit.engine.compute import BACKWARD, FORWARD, remaining_compute
 from unlearnkit.engine.tensors import TensorSet
 from unlearnkit.engine.train import make_optimizer, predict
 from unlearnkit.errors import InputError
@@ -39,19 +40,14 @@ class HeldoutMatchingConfig:
     def __post_init__(self) -> None:
         if not 0 < self.budget <= 10:
             raise InputError(
-                f"heldout_matching.budget must be in (0, 10] (a fraction of a retrain's steps), got {self.budget}"
+                f"method.heldout_matching.budget must be in (0, 10] (a fraction of a retrain's steps), got {self.budget}"
             )
         if self.lr_scale <= 0:
-            raise InputError(f"heldout_matching.lr_scale must be positive, got {self.lr_scale}")
-        if self.neighbours < 1:
-            raise InputError(f"heldout_matching.neighbours must be at least 1, got {self.neighbours}")
+            raise InputError(f"method.heldout_matching.lr_scale must be positive, got {self.lr_scale}")
         if self.reset < 0:
-            raise InputError(f"heldout_matching.reset must be 0 (none) or a number of trailing stages, got {self.reset}")
+            raise InputError(f"method.heldout_matching.reset must be 0 (none) or a number of trailing stages, got {self.reset}")
         if not 0 <= self.perturb <= 1:
-            raise InputError(f"heldout_matching.perturb must be in [0, 1], got {self.perturb}")
-        for name in ("batch_size", "forget_batch_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"heldout_matching.{name} must be at least 1, got {getattr(self, name)}")
+            raise InputError(f"method.heldout_matching.perturb must be in [0, 1], got {self.perturb}")
 
 
 def features_and_logits(model: nn.Module, data: UnlearnData, which: TensorSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,7 +151,8 @@ def heldout_matching(model: nn.Module, data: UnlearnData, cfg: HeldoutMatchingCo
     docs/heldout_matching.md.
 
     Cost: ``budget`` x a retrain's steps, each a forward and backward pass over one retain and one
-    forget batch, plus one forward pass over R, S and the validation split.
+    forget batch, plus one forward pass over R, S and the validation split. Under a compute budget
+    (``run_method(max_compute=...)``) it takes as many of those steps as the predictions leave room for.
 
     References:
         unlearnkit, docs/heldout_matching.md (2026).
@@ -182,8 +179,13 @@ def heldout_matching(model: nn.Module, data: UnlearnData, cfg: HeldoutMatchingCo
                 p.requires_grad_(True)
         trained = nn.ModuleList(suffix)
     steps = max(1, math.floor(cfg.budget * retrain_steps(len(data.retain), recipe.batch_size, recipe.epochs)))
+    left = remaining_compute()
+    if left is not None:
+        # Under a compute budget: as many steps as what the predictions above left (a step's passes
+        # are an upper bound; a pass's last batch may be short).
+        steps = min(steps, int(left // ((FORWARD + BACKWARD) * (cfg.batch_size + cfg.forget_batch_size))))
     opt = make_optimizer(trained.parameters(), replace(recipe, lr=cfg.lr_scale * recipe.lr))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     retain = cycled(data, _by_position(data.retain), cfg.batch_size, seed, "retain")
     forget = cycled(data, _by_position(data.forget), cfg.forget_batch_size, seed, "forget")
     retain_y = data.retain.y.to(data.runtime.device)

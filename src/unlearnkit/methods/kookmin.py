@@ -25,10 +25,8 @@ class KookminConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.reinit_fraction <= 1.0:
-            raise InputError(f"kookmin.reinit_fraction must be in [0, 1], got {self.reinit_fraction}")
         if self.epochs < 1:
-            raise InputError(f"kookmin.epochs must be at least 1, got {self.epochs}")
+            raise InputError(f"method.kookmin.epochs must be at least 1, got {self.epochs}")
 
 
 def target_layers(model: nn.Module) -> list[nn.Module]:

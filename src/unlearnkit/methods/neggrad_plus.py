@@ -23,6 +23,12 @@ class NegGradPlusConfig:
     batch_size: int = 128
     forget_batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise InputError(f"method.neggrad_plus.alpha = {self.alpha}: expected a weight in [0, 1]")
+        if self.l2_pull < 0:
+            raise InputError(f"method.neggrad_plus.l2_pull = {self.l2_pull}: expected a value >= 0")
+
 
 def l2_pull(model: nn.Module, anchor: nn.Module) -> torch.Tensor:
     """Sum over all parameters of (theta - theta_0)^2, in fp32."""
@@ -79,12 +85,8 @@ def neggrad_plus(model: nn.Module, data: UnlearnData, cfg: NegGradPlusConfig, *,
         Kurmanji, Triantafillou, Hayes & Triantafillou, Towards Unbounded Machine Unlearning,
         NeurIPS 2023 (code: github.com/meghdadk/SCRUB).
     """
-    if not 0.0 <= cfg.alpha <= 1.0:
-        raise InputError(f"neggrad_plus.alpha must be in [0, 1], got {cfg.alpha}")
     if len(data.forget) == 0:
         raise InputError("neggrad_plus needs a non-empty forget set")
-    if cfg.l2_pull < 0:
-        raise InputError(f"neggrad_plus.l2_pull must be non-negative, got {cfg.l2_pull}")
     student = clone(model)
     anchor = frozen_copy(model)
     opt = torch.optim.SGD(student.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=0.0)

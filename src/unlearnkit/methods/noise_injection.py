@@ -27,12 +27,12 @@ class NoiseInjectionConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("tensors", "noisy_tensors", "reset_epochs", "noise_epochs"):
+        for name in ("tensors", "noisy_tensors"):
             if getattr(self, name) < 0:
-                raise InputError(f"noise_injection.{name} must be non-negative, got {getattr(self, name)}")
+                raise InputError(f"method.noise_injection.{name} must be non-negative, got {getattr(self, name)}")
         if self.noisy_tensors > self.tensors:
             raise InputError(
-                f"noise_injection.noisy_tensors ({self.noisy_tensors}) must not exceed tensors ({self.tensors})"
+                f"method.noise_injection.noisy_tensors ({self.noisy_tensors}) must not exceed tensors ({self.tensors})"
             )
 
 

@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import frozen_copy, sgd, steps_per_epoch
 
@@ -25,12 +24,6 @@ class OleszkoConfig:
     class_weight_power: float = -0.1  # CE weight of class c = count_c ** power (counts over R)
     entropy_weight: float = 1.0      # weight of the MSE between the model's and f0's entropies
     fp16_round_trip: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.prune_fraction <= 1.0:
-            raise InputError(f"oleszko.prune_fraction must be in [0, 1], got {self.prune_fraction}")
-        if self.epochs < 0:
-            raise InputError(f"oleszko.epochs must be non-negative, got {self.epochs}")
 
 
 def prunable_layers(model: nn.Module) -> list[nn.Module]:

@@ -26,14 +26,8 @@ class OrthogonalSurgeryConfig:
     lr_decay: float = 0.5  # learning rate x lr_decay after every retain epoch
 
     def __post_init__(self) -> None:
-        for name in ("forget_passes", "epochs"):
-            if getattr(self, name) < 0:
-                raise InputError(f"orthogonal_surgery.{name} must be non-negative, got {getattr(self, name)}")
-        for name in ("forget_batch_size", "batch_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"orthogonal_surgery.{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.lr_decay <= 1:
-            raise InputError(f"orthogonal_surgery.lr_decay must be in (0, 1], got {self.lr_decay}")
+            raise InputError(f"method.orthogonal_surgery.lr_decay must be in (0, 1], got {self.lr_decay}")
 
 
 def flat_grad(model: nn.Module, loss: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ class RetrainConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction <= 1:
-            raise InputError(f"retrain.fraction must be in (0, 1] (a share of the recipe's epochs), got {self.fraction}")
+            raise InputError(f"method.retrain.fraction must be in (0, 1] (a share of the recipe's epochs), got {self.fraction}")
 
 
 @METHODS.register("retrain", config=RetrainConfig, strong=True, reference="A_M(D \\ S): the oracle every method approximates")

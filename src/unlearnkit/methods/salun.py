@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone
 from unlearnkit.methods.random_label import random_label_epoch
 
@@ -78,8 +77,6 @@ def salun(model: nn.Module, data: UnlearnData, cfg: SalUnConfig, *, seed: int) -
         Fan, Liu, Zhang, Wei, Wong & Liu, SalUn: Empowering Machine Unlearning via Gradient-based
         Weight Saliency in Both Image Classification and Generation, ICLR 2024.
     """
-    if not 0.0 <= cfg.mask_ratio <= 1.0:
-        raise InputError(f"salun.mask_ratio must be in [0, 1], got {cfg.mask_ratio}")
     student = clone(model)
     params = list(student.parameters())
     masks = saliency_mask(student, data, cfg.mask_ratio, cfg.batch_size)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnkit.engine.compute import BACKWARD, FORWARD, remaining_compute
 from unlearnkit.engine.train import accuracy, make_optimizer, predict
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
@@ -42,18 +43,18 @@ class ScrambleRelearnConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.budget <= 10:
-            raise InputError(f"scramble_relearn.budget must be in (0, 10] (a fraction of a retrain's steps), got {self.budget}")
+            raise InputError(f"method.scramble_relearn.budget must be in (0, 10] (a fraction of a retrain's steps), got {self.budget}")
         if self.lr_scale <= 0:
-            raise InputError(f"scramble_relearn.lr_scale must be positive, got {self.lr_scale}")
+            raise InputError(f"method.scramble_relearn.lr_scale must be positive, got {self.lr_scale}")
         if self.level_weight < 0:
-            raise InputError(f"scramble_relearn.level_weight must be non-negative, got {self.level_weight}")
+            raise InputError(f"method.scramble_relearn.level_weight must be non-negative, got {self.level_weight}")
         if not 0 <= self.retain_floor <= 1:
-            raise InputError(f"scramble_relearn.retain_floor must be in [0, 1] (1: no floor), got {self.retain_floor}")
+            raise InputError(f"method.scramble_relearn.retain_floor must be in [0, 1] (1: no floor), got {self.retain_floor}")
         if not 0 <= self.strength <= 1:
-            raise InputError(f"scramble_relearn.strength must be in [0, 1], got {self.strength}")
+            raise InputError(f"method.scramble_relearn.strength must be in [0, 1], got {self.strength}")
         for name in ("batch_size", "level_batch_size"):
             if getattr(self, name) < 1:
-                raise InputError(f"scramble_relearn.{name} must be at least 1, got {getattr(self, name)}")
+                raise InputError(f"method.scramble_relearn.{name} must be at least 1, got {getattr(self, name)}")
 
 
 def square_symmetry(w: torch.Tensor, k: int) -> torch.Tensor:
@@ -179,7 +180,11 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
 
     Cost: ``budget`` x a retrain's steps (up to twice that with the floor), each a forward and
     backward pass over one retain batch and ``level_batch_size`` forget and held-out examples, plus
-    forward passes over the validation split and the floor's retain probe.
+    forward passes over the validation split and the floor's retain probe. Under a compute budget
+    (``run_method(max_compute=...)``) the calibration's predictions are set aside first, the floor's
+    probe shrinks to at most a tenth of what is left, the relearning takes the rest, and the floor
+    relearns a chunk only where the chunk, its check and the calibration still fit: the calibration
+    always runs.
 
     References:
         unlearnkit, docs/scramble_relearn.md (2026).
@@ -200,11 +205,23 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
     if cfg.scramble:
         scramble_kernels(student, data.spec, generator(seed, "scramble"), cfg.strength, cfg.per_layer)
     steps = max(1, math.floor(cfg.budget * retrain_steps(len(data.retain), recipe.batch_size, recipe.epochs)))
+    level = cfg.level_weight > 0 and len(data.forget) > 0
+    probe_size = min(PROBE, len(data.retain)) if cfg.retain_floor < 1 else 0
+    # Example passes of one step (an upper bound: a pass's last batch may be short), and what the
+    # calibration's two predictions over the validation split cost.
+    step_cost = (FORWARD + BACKWARD) * (cfg.batch_size + (2 * cfg.level_batch_size if level else 0))
+    calibration_cost = 2 * FORWARD * len(data.val) if cfg.calibrate else 0
+    left = remaining_compute()
+    if left is not None:
+        # Under a compute budget the calibration comes first, then the floor's first check (the
+        # original's and the student's accuracy on the probe, on at most a tenth of what is left),
+        # and the relearning gets the rest, so that neither is cut off.
+        probe_size = min(probe_size, int(0.1 * max(0.0, left - calibration_cost) / (2 * FORWARD)))
+        steps = min(steps, max(0, int((left - calibration_cost - 2 * FORWARD * probe_size) // step_cost)))
     lr = cfg.lr_scale * recipe.lr
     opt = make_optimizer(student.parameters(), replace(recipe, lr=lr))
     weight = data.class_weights if cfg.class_weighted else None
     retain = cycled(data, data.retain, cfg.batch_size, seed, "retain")
-    level = cfg.level_weight > 0 and len(data.forget) > 0
     if level:
         forget = cycled(data, data.forget, cfg.level_batch_size, seed, "forget")
         held = cycled(data, held_out, cfg.level_batch_size, seed, "held-out")
@@ -230,12 +247,19 @@ def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnCo
             opt.step()
             sched.step()
 
-    relearn(steps, lr)
-    if cfg.retain_floor < 1:
-        probe = data.retain.subset(torch.randperm(len(data.retain), generator=generator(seed, "probe"))[:PROBE])
+    if steps:
+        relearn(steps, lr)
+    if probe_size:
+        probe = data.retain.subset(torch.randperm(len(data.retain), generator=generator(seed, "probe"))[:probe_size])
         floor = accuracy(model, probe, runtime=data.runtime, batch_size=recipe.batch_size) - cfg.retain_floor
         chunk, extra = max(1, math.ceil(0.1 * steps)), 0
-        while accuracy(student, probe, runtime=data.runtime, batch_size=recipe.batch_size) < floor and extra < steps:
+
+        def chunk_fits() -> bool:
+            left = remaining_compute()
+            return left is None or left - calibration_cost >= chunk * step_cost + FORWARD * probe_size
+
+        while (extra < steps and accuracy(student, probe, runtime=data.runtime, batch_size=recipe.batch_size) < floor
+               and chunk_fits()):
             relearn(chunk, 0.3 * lr)
             extra += chunk
     student.eval()

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnkit.errors import InputError
 from unlearnkit.models.base import model_parts
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import sgd
@@ -25,11 +24,6 @@ class SeifConfig:
     batch_size: int = 64
     majority_class_weight: float = 1.0  # CE weight of the retain set's most frequent class
     other_class_weight: float = 0.05    # CE weight of every other class
-
-    def __post_init__(self) -> None:
-        for name in ("first_noise_std", "last_noise_std", "majority_class_weight", "other_class_weight"):
-            if getattr(self, name) < 0:
-                raise InputError(f"seif.{name} must be non-negative, got {getattr(self, name)}")
 
 
 def dominant_class(labels: torch.Tensor, num_classes: int) -> int:

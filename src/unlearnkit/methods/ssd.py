@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from unlearnkit.engine.compute import BACKWARD, FORWARD, remaining_compute, spend
 from unlearnkit.engine.tensors import TensorSet
 from unlearnkit.errors import InputError
-from unlearnkit.methods.base import METHODS, UnlearnData, clone
+from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,10 @@ class SSDConfig:
     alpha: float = 10.0  # selection: dampen where I_S > alpha * I_D
     dampening: float = 1.0  # lambda: the factor is min(lambda * I_D / I_S, 1)
     batch_size: int = 64  # examples per vmap call (memory only; the importances do not depend on it)
+
+    def __post_init__(self) -> None:
+        if self.alpha <= 0 or self.dampening <= 0:
+            raise InputError(f"method.ssd.alpha and method.ssd.dampening must be positive, got {self.alpha} and {self.dampening}")
 
 
 def concat(a: TensorSet, b: TensorSet) -> TensorSet:
@@ -52,12 +57,32 @@ def importances(model: nn.Module, data: UnlearnData, which: TensorSet, batch_siz
     per_example = vmap(grad(loss), in_dims=(None, 0, 0))
     total = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     for x, y in data.batches(which, batch_size, None):
+        spend((FORWARD + BACKWARD) * len(x))  # one forward and backward per example, under vmap
         grads = per_example(params, x.float().contiguous(), y)
         for n in names:
             total[n].add_(grads[n].float().square().sum(0))
     model.train(was_training)
     count = max(len(which), 1)
     return [total[n] / count for n in names]
+
+
+def importance_sets(data: UnlearnData, seed: int) -> tuple[TensorSet, TensorSet]:
+    """The examples I_S and I_D are computed on: S and D = R followed by S; or, under a compute
+    budget that they do not fit, seeded random subsamples that do (S first, up to half of what is
+    left; D's from the rest), each in its original order."""
+    everything = concat(data.retain, data.forget)
+    left = remaining_compute()
+    per_example = FORWARD + BACKWARD
+    if left is None or per_example * (len(data.forget) + len(everything)) <= left:
+        return data.forget, everything
+    fits = int(left // per_example)
+    n_forget = min(len(data.forget), fits // 2)
+
+    def sample(which: TensorSet, n: int, tag: str) -> TensorSet:
+        keep = torch.randperm(len(which), generator=generator(seed, "ssd-sample", tag))[:n].sort().values
+        return which.subset(keep)
+
+    return sample(data.forget, n_forget, "forget"), sample(everything, fits - n_forget, "all")
 
 
 @torch.no_grad()
@@ -84,7 +109,9 @@ def ssd(model: nn.Module, data: UnlearnData, cfg: SSDConfig, *, seed: int) -> nn
     whole training set D = R followed by S, in fp32 whatever the run's precision, with the model in
     eval mode. Every parameter entry (BatchNorm affine parameters included) with I_S > alpha * I_D
     is multiplied by min(lambda * I_D / I_S, 1); the rest are untouched. There is no training and
-    no randomness, so ``seed`` is unused and the method is deterministic.
+    no randomness, so ``seed`` is unused and the method is deterministic; except under a compute
+    budget (``run_method(max_compute=...)``) that S and D do not fit, where I_S and I_D are
+    estimated on random subsamples drawn from ``seed`` sized to fit (``importance_sets``).
 
     Differences from the reference code, which squares the gradient of each batch's mean CE
     (batches of 128, a short last batch counted whole) and averages over batches: that estimate is
@@ -143,7 +170,8 @@ def ssd(model: nn.Module, data: UnlearnData, cfg: SSDConfig, *, seed: int) -> nn
     if cfg.batch_size < 1:
         raise InputError(f"ssd.batch_size must be at least 1, got {cfg.batch_size}")
     student = clone(model)
-    imp_forget = importances(student, data, data.forget, cfg.batch_size)
-    imp_all = importances(student, data, concat(data.retain, data.forget), cfg.batch_size)
+    forget, everything = importance_sets(data, seed)
+    imp_forget = importances(student, data, forget, cfg.batch_size)
+    imp_all = importances(student, data, everything, cfg.batch_size)
     dampen(student, imp_forget, imp_all, cfg.alpha, cfg.dampening)
     return student

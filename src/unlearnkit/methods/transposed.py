@@ -26,10 +26,8 @@ class TransposedConfig:
     optimizer: Literal["sgd", "adam"] = "sgd"
 
     def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise InputError(f"transposed.epochs must be non-negative, got {self.epochs}")
         if self.optimizer not in ("sgd", "adam"):
-            raise InputError(f"transposed.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+            raise InputError(f"method.transposed.optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
 
 
 def transpose_kernels(model: nn.Module, spec: ModelSpec) -> int:

@@ -18,12 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from unlearnkit.errors import InputError
-from unlearnkit.metrics.forgetting import (
-    MODES,
-    ForgettingQualityResult,
-    forgetting_quality,
-    score_intervals,
-)
+from unlearnkit.metrics.forgetting import MODES, ForgettingQualityResult, forgetting_quality
+from unlearnkit.metrics.intervals import score_intervals
 from unlearnkit.io import fingerprint, provenance, read_npz, write_json
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -168,7 +164,7 @@ def run_metric_command(
     The report gives F, the ε histogram by bin with the points each bin earns, which rule won how
     many examples, a 95 % confidence interval for E[F] when ``intervals > 0`` (from that many
     subsamples of the models, seeded by ``seed``; see
-    :func:`~unlearnkit.metrics.forgetting.score_intervals`), and the time taken. ``json_out``
+    :func:`~unlearnkit.metrics.intervals.score_intervals`), and the time taken. ``json_out``
     receives the same and the per-example ε, written atomically, with provenance; it is checked
     before anything is loaded or computed.
 

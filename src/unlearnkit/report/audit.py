@@ -3,15 +3,21 @@
 The page is written for a reader who did not run the job (a data-protection officer): what was
 asked, what was done, what was measured before and after, what was verified and what was not. It is
 one file with inline CSS and inline SVG: no scripts, no fonts, no network, opens from disk.
+
+The runner decides each check (``audit["checks"]``: passed, failed, or not computed); this module
+only puts them in words. "Verified" lists passed checks and nothing else; failed checks stand in
+their own box first, each starting "FAILED:", so no failure reads as a verification. The audit
+reads the runner's plain dict and imports nothing from the runner.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 from typing import Any
 
-from unlearnkit.io import json_bytes
+from unlearnkit.io import json_bytes, write_bytes
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d232b;max-width:60rem;margin:2rem auto;padding:0 1rem}
@@ -30,8 +36,111 @@ svg text{font:12px system-ui,sans-serif;fill:#1d232b}
 
 
 def audit_files(audit: dict[str, Any]) -> dict[str, bytes]:
-    """The audit's two files as bytes: ``audit.json`` and ``audit.html``."""
-    return {"audit.json": json_bytes(audit), "audit.html": render_audit_html(audit).encode()}
+    """The audit's two files as bytes, ``audit.json`` (with the statements in words) and ``audit.html``."""
+    verified, failed, not_covered = statements(audit)
+    full = {**audit, "verified": verified, "failed": failed, "not_covered": not_covered}
+    return {"audit.json": json_bytes(full), "audit.html": render_audit_html(full).encode()}
+
+
+def write_audit(out: str | Path, audit: dict[str, Any]) -> dict[str, Any]:
+    """Write ``OUT/audit.html``, then ``OUT/audit.json`` (last: it marks a finished job); returns what it holds."""
+    files = audit_files(audit)
+    for name in ("audit.html", "audit.json"):
+        write_bytes(Path(out) / name, files[name])
+    return json.loads(files["audit.json"])
+
+
+# -- the checks in words -----------------------------------------------------------------------------
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1%}"
+
+
+def _check_text(c: dict[str, Any], audit: dict[str, Any]) -> str:
+    """One check in words a reader without the jargon reads right: passed and failed say so plainly."""
+    t, ok = c["check"], c["passed"]
+    n = audit["forget"]["examples"]
+    target_from = audit["targets"]["from"]
+    if t == "forget_accuracy":
+        if ok:
+            return (f"The model no longer recognises the {n} erased images better than it should: accuracy on them went "
+                    f"from {_pct(c['before'])} to {_pct(c['after'])}, within {c['tolerance']:.0%} of the "
+                    f"{_pct(c['target'])} expected from {target_from}.")
+        side = "still recognises them too well" if c["after"] > c["target"] else             "now gets them wrong more often than a model that never saw them, which itself shows they were erased"
+        return (f"FAILED: accuracy on the {n} erased images went from {_pct(c['before'])} to {_pct(c['after'])}; "
+                f"{target_from} gives {_pct(c['target'])}. The model {side}.")
+    if t == "forget_confidence":
+        want = f"at most {c['target']:.3f}" if c["bound"] else f"about {c['target']:.3f}"
+        if ok:
+            return (f"The model's confidence in the right answer on the erased images went from {c['before']:.3f} to "
+                    f"{c['after']:.3f}; {target_from} gives {want}.")
+        return (f"FAILED: the model's confidence in the right answer on the erased images is {c['after']:.3f} "
+                f"(was {c['before']:.3f}); {target_from} gives {want}.")
+    if t in ("retain_accuracy", "test_accuracy", "test_accuracy_kept_classes"):
+        what = {"retain_accuracy": "the training images it should keep",
+                "test_accuracy": "test images",
+                "test_accuracy_kept_classes": "test images of the classes it should keep"}[t]
+        if ok:
+            return f"The model still works: accuracy on {what} went from {_pct(c['before'])} to {_pct(c['after'])}."
+        return (f"FAILED: the model lost accuracy it should keep, on {what}: {_pct(c['before'])} before, "
+                f"{_pct(c['after'])} after. A smaller learning rate or budget, or another --method, may keep more.")
+    if t == "loss_mia":
+        if ok is None:
+            return f"A loss-based membership attack could not run: {c['why_not']}."
+        if ok:
+            return (f"A loss-based membership attack tells the erased images from never-seen test images only "
+                    f"{_pct(c['after'])} of the time (50% is a coin toss; {_pct(c['before'])} before).")
+        return (f"FAILED: a loss-based membership attack still tells the erased images from never-seen test images "
+                f"{_pct(c['after'])} of the time (50% would be a coin toss; {_pct(c['before'])} before).")
+    if t == "svc_mia":
+        if ok is None:
+            return f"The SVC membership attack could not run: {c['why_not']}."
+        verdict = "" if ok else "FAILED: "
+        return (f"{verdict}The SVC membership attack calls {_pct(c['after'])} of the erased images unseen "
+                f"({_pct(c['before'])} before) and {_pct(c['baseline'])} of truly unseen images"
+                + ("." if ok else "; the two should be close."))
+    if t == "eps_delta":
+        if ok is None:
+            return f"The statistical comparison with retrained models (the (ε, δ) score) was not computed: {c['why_not']}."
+        text = (f"against {c['n']} models retrained without these images, the method's (ε, δ) forgetting quality is "
+                f"F = {c['method']:.3f}, where another {c['n']} retrains (a perfect erasure) score {c['ceiling']:.3f}")
+        return (text[0].upper() + text[1:] + ".") if ok else             f"FAILED: {text}; below {c['share']:.0%} of a perfect erasure's, the model stays distinguishable from a retrain."
+    if t == "cost":
+        if ok is None:
+            return "The erasure's cost against a retrain could not be measured."
+        cost = audit["cost"]
+        time = (f"; wall time {cost['seconds']:.1f} s, {_pct(cost['time_ratio'])} of one retrain's under "
+                f"{_conditions(cost['conditions'])}" if cost.get("time_ratio") is not None else
+                f"; wall time {cost['seconds']:.1f} s under {_conditions(cost['conditions'])} (no retrain timed "
+                "under the same conditions to compare with)")
+        head = "" if ok else "FAILED: "
+        return (f"{head}The erasure used {_pct(c['ratio'])} of one retrain's {c['unit']}, "
+                + ("within" if ok else "over") + f" the limit of {c['limit']:.0%}{time}.")
+    return f"{t}: {'passed' if ok else 'failed' if ok is False else 'not computed'}."
+
+
+def _conditions(conditions: dict[str, Any] | None) -> str:
+    if not conditions:
+        return "unrecorded conditions"
+    return ", ".join(f"{k} {v}" for k, v in sorted(conditions.items()))
+
+
+def statements(audit: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """The audit in words: (verified: passed checks only, failed or not computed, what it does not cover)."""
+    verified = [_check_text(c, audit) for c in audit["checks"] if c["passed"] is True]
+    failed = [_check_text(c, audit) for c in audit["checks"] if c["passed"] is False]
+    failed += [_check_text(c, audit) for c in audit["checks"] if c["passed"] is None]
+    q = audit["forgetting_quality"]
+    not_covered = []
+    if q.get("verified"):
+        not_covered.append(f"The (ε, δ) score holds for the method run with these seeds; it is a statistical test over "
+                           f"{q['n']} models per side, not a proof about the one delivered model.")
+    if not audit["checkpoint"]["format"].startswith("unlearnkit"):
+        not_covered.append("How the checkpoint was trained: a state dict records no recipe, so references and costs "
+                           "assume the architecture's default recipe and any train.* settings given.")
+    not_covered.append("Other copies of the original model, and the training data itself, are untouched: delete them "
+                       "separately.")
+    return verified, failed, not_covered
 
 
 def _e(value: Any) -> str:
@@ -56,34 +165,32 @@ def _td(value: Any, pct: bool = False, note: bool = False) -> str:
     return f'<td class="note">{_e(value)}</td>' if note else f"<td>{_num(value, pct)}</td>"
 
 
-PERCENT = {"retain_accuracy", "test_accuracy", "forget_accuracy", "unseen_accuracy", "loss_mia", "svc_mia_efficacy",
-           "svc_mia_baseline"}
+PERCENT = {"retain_accuracy", "test_accuracy", "test_accuracy_kept_classes", "forget_accuracy", "loss_mia",
+           "svc_mia_efficacy", "svc_mia_baseline"}
 LABELS = {
-    "retain_accuracy": "Accuracy, retained training images",
-    "test_accuracy": "Accuracy, test images",
-    "forget_accuracy": "Accuracy, forgotten images",
-    "forget_confidence": "Mean confidence, forgotten images",
-    "unseen_accuracy": "Accuracy, people never seen (target)",
-    "unseen_confidence": "Mean confidence, people never seen (target)",
-    "loss_mia": "Loss MIA accuracy (forgotten vs unseen)",
-    "svc_mia_efficacy": "SVC MIA: forgotten images called unseen",
-    "svc_mia_baseline": "SVC MIA: unseen images called unseen",
+    "retain_accuracy": ("Accuracy, retained training images", "should stay where it was"),
+    "test_accuracy": ("Accuracy, test images", "should stay where it was (for erased classes: drops by their share)"),
+    "test_accuracy_kept_classes": ("Accuracy, test images of the kept classes", "should stay where it was"),
+    "forget_accuracy": ("Accuracy, erased images", "should move to the target"),
+    "forget_confidence": ("Mean confidence in the right answer, erased images", "should move to the target"),
+    "loss_mia": ("Loss MIA accuracy (erased vs test images)", "50% = the attack cannot tell them apart"),
+    "svc_mia_efficacy": ("SVC MIA: erased images called unseen", "should move to the next line"),
+    "svc_mia_baseline": ("SVC MIA: test images called unseen", "the attack's rate on truly unseen images"),
 }
 
 
-def _bars(measures: dict[str, dict]) -> str:
-    """Forget-set accuracy and confidence before and after, against the unseen-people level (inline SVG)."""
-    rows = [("accuracy", "forget_accuracy", "unseen_accuracy"), ("confidence", "forget_confidence", "unseen_confidence")]
+def _bars(measures: dict[str, dict], targets: dict[str, Any]) -> str:
+    """Forget-set accuracy and confidence before and after, against their targets (inline SVG)."""
+    rows = [("accuracy", "forget_accuracy", targets["accuracy"]), ("confidence", "forget_confidence", targets["confidence"])]
     width, left, bar = 560, 180, 14
     parts, y = [], 10
-    for label, key, target_key in rows:
-        target = measures[target_key]["before"]
+    for label, key, target in rows:
         for when, colour in (("before", "#8c96a3"), ("after", "#2f6fb3")):
             value = measures[key][when]
             if value is None:
                 continue
             w = max(0.0, min(1.0, value)) * (width - left - 60)
-            parts.append(f'<text x="0" y="{y + 11}">forget {label}, {when}</text>'
+            parts.append(f'<text x="0" y="{y + 11}">erased {label}, {when}</text>'
                          f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="{colour}"/>'
                          f'<text x="{left + w + 4:.1f}" y="{y + 11}">{value:.1%}</text>')
             y += bar + 6
@@ -91,10 +198,10 @@ def _bars(measures: dict[str, dict]) -> str:
             x = left + max(0.0, min(1.0, target)) * (width - left - 60)
             top = y - 2 * (bar + 6)
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 3}" y2="{y - 3}" stroke="#b35900" stroke-width="2" '
-                         f'stroke-dasharray="4 2"/><text x="{x + 3:.1f}" y="{y + 9}" fill="#b35900">never seen: {target:.1%}</text>')
+                         f'stroke-dasharray="4 2"/><text x="{x + 3:.1f}" y="{y + 9}" fill="#b35900">target: {target:.1%}</text>')
         y += 22
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" role="img" '
-            f'aria-label="forget-set accuracy and confidence before and after, against the never-seen level">'
+            f'aria-label="accuracy and confidence on the erased images before and after, against the target">'
             + "".join(parts) + "</svg>")
 
 
@@ -104,21 +211,29 @@ def render_audit_html(audit: dict[str, Any]) -> str:
     q, cost = audit["forgetting_quality"], audit["cost"]
     ds = s["dataset"]
     request = ", ".join(f"{k} {v if not isinstance(v, list) else ','.join(map(str, v))}" for k, v in f["request"].items())
+    m = {k: v for k, v in m.items() if k != "test_accuracy_kept_classes" or f["classes"]}
     out = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Erasure audit: {_e(ds['name'])}</title>"
            f"<meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head><body>",
            f"<h1>Erasure audit</h1><p class='sub'>{f['examples']} training images"
            + (f" of {len(f['people'])} people" if f["people"] else "")
            + f" removed from <code>{_e(audit['checkpoint']['path'])}</code> ({_e(ds['name'])}, "
            f"{_e(s['model']['name'])}) with <b>{_e(meth['name'])}</b>. Request: {_e(request)}.</p>"]
+    if audit["failed"]:
+        out.append("<div class='box no'><h2 style='margin-top:.3rem'>Not verified / failed</h2><p>These checks failed "
+                   "or could not be made. Do not treat the erasure as done until they are resolved.</p><ul class='no'>"
+                   + "".join(f"<li>{_e(t)}</li>" for t in audit["failed"]) + "</ul></div>")
     out.append("<div class='box ok'><h2 style='margin-top:.3rem'>Verified</h2><ul class='ok'>"
-               + "".join(f"<li>{_e(t)}</li>" for t in audit["verified"]) + "</ul></div>")
-    out.append("<div class='box no'><h2 style='margin-top:.3rem'>Not verified</h2><ul class='no'>"
-               + "".join(f"<li>{_e(t)}</li>" for t in audit["not_verified"]) + "</ul></div>")
+               + ("".join(f"<li>{_e(t)}</li>" for t in audit["verified"]) or "<li>No check passed.</li>") + "</ul></div>")
+    out.append("<div class='box'><h2 style='margin-top:.3rem'>What this audit does not cover</h2><ul>"
+               + "".join(f"<li>{_e(t)}</li>" for t in audit["not_covered"]) + "</ul></div>")
 
-    out.append("<h2>Before and after</h2>" + _bars(m))
-    rows = [[f"<td>{_e(LABELS.get(k, k))}</td>",
+    tg = audit["targets"]
+    out.append("<h2>Before and after</h2><p>Target for the erased images: " + _e(tg["from"]) + f", accuracy "
+               f"{tg['accuracy']:.1%}, confidence {'at most ' if tg['confidence_is_bound'] else ''}{tg['confidence']:.3f}.</p>"
+               + _bars(m, tg))
+    rows = [[f"<td>{_e(LABELS.get(k, (k, ''))[0])}</td>",
              _td(v["before"], k in PERCENT), _td(v["after"], k in PERCENT),
-             _td(v.get("not_computed") or v["reading"], note=True)] for k, v in m.items()]
+             _td(v.get("not_computed") or LABELS.get(k, (k, ""))[1], note=True)] for k, v in m.items()]
     out.append(_table(["measure", "before", "after", "how to read it"], rows))
 
     if audit["per_identity"]:
@@ -143,17 +258,20 @@ def render_audit_html(audit: dict[str, Any]) -> str:
         out.append(f"<p>Not computed: {_e(q['why_not'])}.</p>")
 
     out.append("<h2>Cost</h2>")
-    cost_rows = [("wall time", f"{cost['seconds']:.2f} s"), ("optimizer steps", cost["steps"]),
-                 ("one retrain's steps", cost["retrain_steps"]),
-                 ("x one retrain (steps)", _num(cost["step_ratio"], True)),
+    cost_rows = [("compute (example passes)", f"{cost['compute']:.0f}" if cost.get("compute") is not None else "–"),
+                 ("x one retrain (compute)", _num(cost.get("compute_ratio"), True)),
+                 ("optimizer steps", cost["steps"]), ("x one retrain (steps)", _num(cost["step_ratio"], True)),
+                 ("wall time", f"{cost['seconds']:.2f} s under {_conditions(cost.get('conditions'))}"),
                  ("x one retrain (time)", _num(cost["time_ratio"], True)
-                  + (f" ({cost['retrain_seconds_from']})" if cost["retrain_seconds_from"] else "")),
+                  + (f" ({cost['retrain_seconds_from']})" if cost["retrain_seconds_from"] else
+                     f" ({cost['no_time_ratio_because']})" if cost.get("no_time_ratio_because") else "")),
                  ("peak memory", f"{cost['peak_memory_bytes'] / 2**20:.0f} MiB" if cost["peak_memory_bytes"] else "–")]
     out.append(_table(["", ""], [[f"<td>{_e(a)}</td>", f"<td>{_e(b)}</td>"] for a, b in cost_rows]))
 
     out.append("<h2>Method</h2>")
     out.append(f"<p><b>{_e(meth['name'])}</b>, chosen as {_e(meth['chosen_because'])}. Seed {meth['seed']}"
-               + (f", budget {meth['budget']} x one retrain's steps ({meth['budget_steps']} steps)" if meth["budget"] else ", no budget")
+               + (f", budget {meth['budget']} x one retrain's compute ({meth['budget_compute']:.0f} example passes)"
+                  if meth["budget"] else ", no budget")
                + (", <b>stopped by the budget</b>" if meth["stopped_by_budget"] else "") + ".</p>")
     out.append(f"<pre><code>{_e(json.dumps(meth['config'], indent=2, sort_keys=True))}</code></pre>")
 

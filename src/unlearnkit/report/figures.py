@@ -17,7 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from unlearnkit.metrics.forgetting import EPSILON_CAP, epsilon_bins
+from unlearnkit.metrics.epsilon import EPSILON_CAP
+from unlearnkit.metrics.forgetting import epsilon_bins
 
 DPI = 90
 UNLEARNED_COLOR = "#d95f02"
@@ -142,11 +143,12 @@ def _label_offsets(points: list[dict]) -> dict[str, tuple[float, float, str] | N
 
 
 def forgetting_vs_utility(points: list[dict], retrain_test: float | None, ceiling_f: float | None) -> str:
-    """F against test accuracy, one marker per row, marker area proportional to time x retrain.
+    """F against test accuracy, one marker per row, marker area proportional to its cost x retrain.
 
     Args:
-        points: One per leaderboard row: ``name``, ``forget_quality``, ``test``, ``time_ratio``
-            (None: drawn at the smallest size) and ``ceiling`` (bool).
+        points: One per leaderboard row: ``name``, ``forget_quality``, ``test``, ``cost_ratio``
+            (compute x retrain, or time x retrain where compute was not counted; None: drawn at the
+            smallest size) and ``ceiling`` (bool).
         retrain_test: The references' test accuracy (a dashed vertical line), if known.
         ceiling_f: The ceiling's F (a dashed horizontal line), if known.
     """
@@ -154,7 +156,7 @@ def forgetting_vs_utility(points: list[dict], retrain_test: float | None, ceilin
     offsets = _label_offsets(points)
     crowded = [p["name"] for p in points if offsets[p["name"]] is None]
     for p in points:
-        ratio = p["time_ratio"] if p["time_ratio"] is not None else 0.0
+        ratio = p["cost_ratio"] if p["cost_ratio"] is not None else 0.0
         size = 30 + 250 * min(max(ratio, 0.0), 3.0)
         color = CEILING_COLOR if p["ceiling"] else UNLEARNED_COLOR
         ax.scatter([p["test"]], [p["forget_quality"]], s=size, color=color, alpha=0.6, edgecolors="black",
@@ -179,7 +181,7 @@ def forgetting_vs_utility(points: list[dict], retrain_test: float | None, ceilin
     ax.set_ylabel("F, forgetting quality (compat)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.set_title("marker area ∝ time × retrain", fontsize=8)
+    ax.set_title("marker area ∝ compute × retrain (time where not counted)", fontsize=8)
     if crowded:
         # Markers too crowded to name beside them carry a number; the key lists them.
         key = "\n".join(f"{i}  {name}" for i, name in enumerate(crowded, 1))

@@ -8,7 +8,9 @@ A bench folder ``OUT`` and a cache shared by every bench over the same setting::
     OUT/methods/NAME/config.json        the method's resolved config and budget
     OUT/methods/NAME/seed_0003.npz      unlearned model 3 of NAME: logits on the eval sets, accuracies, cost
     OUT/units/NAME.json                 when and where a unit ran, and how long it took
+    OUT/retimed_retrain.json            one retrain timed here, when the cached ones were timed elsewhere
     OUT/locks/NAME.lock                 a claimed unit (``unlearnkit work --next``)
+    OUT/locks/bench.lock                the ``unlearnkit bench`` running in this folder (host, pid)
     OUT/per_example.npz                 per-example ε of every row, and the forget examples (for the report)
     OUT/leaderboard.json, OUT/report.md the scored result (leaderboard.json written last)
     CACHE/originals/KEY.safetensors     the original model A(D) (+ .json sidecar) and KEY.npz, its outputs
@@ -99,6 +101,11 @@ class BenchStore:
     def lock(self, unit_name: str) -> Path:
         return self.out / "locks" / f"{_safe(unit_name)}.lock"
 
+    @staticmethod
+    def bench_lock(out: str | Path) -> Path:
+        """The lock of the ``unlearnkit bench`` running in folder ``out`` (one at a time)."""
+        return Path(out) / "locks" / "bench.lock"
+
     @property
     def leaderboard(self) -> Path:
         return self.out / "leaderboard.json"
@@ -110,6 +117,12 @@ class BenchStore:
     @property
     def units_file(self) -> Path:
         return self.out / "units.json"
+
+    @property
+    def retimed_retrain(self) -> Path:
+        """One retrain timed where this bench's methods ran, when the cached ones were timed elsewhere:
+        JSON {"seconds", "compute", "steps", "conditions", "reason"} (runner.units ``retime``)."""
+        return self.out / "retimed_retrain.json"
 
 
 def _safe(name: str) -> str:
@@ -125,6 +138,8 @@ def read_bench_record(out: str | Path) -> dict[str, Any]:
         record = read_json(path)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path} is not readable JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: expected a bench record (a JSON object), got {type(record).__name__}")
     if record.get("results_version") != RESULTS_VERSION:
         raise InputError(
             f"{path} was written by results version {record.get('results_version')} (unlearnkit "
@@ -144,20 +159,30 @@ def write_record_once(path: Path, record: dict[str, Any], identity: tuple[str, .
         what: Names the folder in the error, e.g. "bench folder runs/b".
         update: Rewrite a matching record (its other fields: where the cache is, provenance).
     """
-    if path.is_file():
-        try:
-            old = read_json(path)
-        except (OSError, ValueError):
-            old = {}
-        new = json.loads(json.dumps(record, default=str))
-        differs = [k for k in identity if old.get(k) != new.get(k)]
-        if differs:
-            raise InputError(
-                f"{what} holds a different run ({path}: {', '.join(differs)} differ); "
-                "resume with the same settings or use a new --out")
-        if not update:
-            return
+    if check_record(path, record, identity, what) and not update:
+        return
     write_json(path, record)
+
+
+def check_record(path: Path, record: dict[str, Any], identity: tuple[str, ...], what: str) -> bool:
+    """Whether ``path`` already holds ``record``'s run (False: no record there); a different run raises.
+
+    Lets a job check every record of a folder before it writes the first one.
+    """
+    if not path.is_file():
+        return False
+    try:
+        old = read_json(path)
+    except (OSError, ValueError):
+        old = {}
+    old = old if isinstance(old, dict) else {}
+    new = json.loads(json.dumps(record, default=str))
+    differs = [k for k in identity if old.get(k) != new.get(k)]
+    if differs:
+        raise InputError(
+            f"{what} holds a different run ({path}: {', '.join(differs)} differ); "
+            "resume with the same settings or use a new --out")
+    return True
 
 
 def load_run(path: Path) -> dict[str, np.ndarray]:

@@ -12,24 +12,27 @@ from pathlib import Path
 from typing import Any, Callable
 
 from unlearnkit.config import from_dict, to_dict
-from unlearnkit.engine.checkpoint import checkpoint_complete, load_checkpoint, save_checkpoint
+from unlearnkit.engine.checkpoint import checkpoint_complete, save_checkpoint, sidecar_info
 from unlearnkit.engine.ensemble import STRATEGIES, train_seeds
+from unlearnkit.engine.model_import import load_model
 from unlearnkit.engine.train import TrainConfig, TrainResult, accuracy
 from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, write_json
 from unlearnkit.methods import METHODS, method_config, run_method
 from unlearnkit.methods.defaults import resolve_values, transfer_defaults
-from unlearnkit.metrics.efficiency import cost_ratios, proc_bytes, retrain_steps
+from unlearnkit.metrics.efficiency import cost_ratios, proc_bytes, retrain_steps, run_conditions
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
-from unlearnkit.results.store import RESULTS_VERSION, BenchStore, write_record_once
-from unlearnkit.runner.units import Unit, budget_steps, model_seed
+from unlearnkit.results.store import RESULTS_VERSION, BenchStore, check_record, write_record_once
+from unlearnkit.runner.units import (Unit, bench_conditions, budget_compute, model_seed, retime_reason,
+                                     setting_retrain_compute)
 
-# What `unlearnkit bench` runs when no --methods are given: the competition's top three, the
-# strongest literature baseline on the built-in set (salun), the proposal's own orthogonal surgery,
-# and the cheap baseline they must all beat; chosen so that the default bench stays within minutes
-# on two cores (neggrad_plus and scrub cost 54 % and 35 % of a retrain there).
-DEFAULT_METHODS = ("finetune", "salun", "orthogonal_surgery", "fanchuan", "kookmin", "seif")
+# What `unlearnkit bench` runs when no --methods are given: our strongest method (scramble_relearn),
+# the competition's top three, the strongest literature baseline on the built-in set (salun), the
+# proposal's own orthogonal surgery, and the cheap baseline they must all beat; chosen so that the
+# default bench stays within minutes on two cores (neggrad_plus and scrub cost 54 % and 35 % of a
+# retrain there).
+DEFAULT_METHODS = ("finetune", "salun", "orthogonal_surgery", "fanchuan", "kookmin", "seif", "scramble_relearn")
 DEFAULT_SEEDS = 16
 
 
@@ -90,13 +93,12 @@ def run_train(job: TrainJob, *, log: Callable[[str], None] = print) -> list[Path
         acc = {name: accuracy(result.model, getattr(sets, name), runtime=rt) for name in ("train", "val", "test")}
         if sets.forget is not None:
             acc["forget"] = accuracy(result.model, sets.forget, runtime=rt)
-        save_checkpoint(_ckpt(out, k), result.model, setting.spec, {
-            "kind": role, "k": k, "seed": result.seed, "run_seed": setting.config.run_seed, "train": to_dict(setting.recipe),
-            "seconds": result.seconds, "steps": result.steps, "train_examples": len(train_set),
-            "best_epoch": result.best_epoch, "history": result.history, "accuracy": acc,
-            "dataset_fingerprint": setting.dataset.fingerprint, "forget_fingerprint": record["forget_fingerprint"],
-            "provenance": record["provenance"],
-        })
+        save_checkpoint(_ckpt(out, k), result.model, setting.spec, sidecar_info(
+            role, k=k, seed=result.seed, recipe=setting.recipe, dataset_fingerprint=setting.dataset.fingerprint,
+            forget_fingerprint=record["forget_fingerprint"], provenance=record["provenance"], extra={
+                "run_seed": setting.config.run_seed, "seconds": result.seconds, "steps": result.steps,
+                "compute": result.compute, "conditions": run_conditions(rt), "train_examples": len(train_set),
+                "best_epoch": result.best_epoch, "history": result.history, "accuracy": acc}))
         log(f"model {k}: {result.seconds:.1f}s, " + ", ".join(f"{n} acc {v:.3f}" for n, v in acc.items()))
 
     train_seeds(setting.spec, train_set, sets.val, setting.recipe, list(by_seed), strategy=job.strategy, on_result=save)
@@ -123,16 +125,11 @@ class UnlearnJob:
 
 
 def checkpoint_for_setting(path: str, setting) -> tuple[Any, dict]:
-    """Load the checkpoint at ``path``, checking it fits ``setting``'s data; returns (model, sidecar)."""
-    model, spec, info = load_checkpoint(path)
-    ds = setting.dataset
-    if info.get("dataset_fingerprint") not in (None, ds.fingerprint):
-        raise InputError(f"checkpoint {path} was trained on dataset {info['dataset_fingerprint']}, "
-                         f"not on this {ds.name} ({ds.fingerprint}); pass the same dataset settings")
-    if (spec.num_classes, spec.in_channels, spec.image_size) != (ds.num_classes, *ds.image_shape[:2]):
-        raise InputError(f"checkpoint {path} expects {spec.num_classes} classes of {spec.in_channels}x"
-                         f"{spec.image_size}px images; {ds.name} has {ds.num_classes} of {ds.image_shape}")
-    return model.to(setting.runtime.device), info
+    """Load the checkpoint at ``path`` (ours, or a state dict) for ``setting``; returns (model, info).
+
+    The same loading and checks as ``unlearnkit forget`` (:func:`unlearnkit.engine.model_import.load_model`).
+    """
+    return load_model(path, setting.spec, setting.dataset, setting.runtime.device)
 
 
 def run_unlearn(job: UnlearnJob, *, log: Callable[[str], None] = print) -> list[Path]:
@@ -148,10 +145,13 @@ def run_unlearn(job: UnlearnJob, *, log: Callable[[str], None] = print) -> list[
     write_record_once(out / "run.json", record, ("job", "setting", "method", "method_config", "budget", "checkpoint",
                                                  "forget_fingerprint", "results_version"), f"output folder {out}")
     setting.forget.save(out / "forget.json")
-    # One retrain costs about the original's training, scaled to the retain set's size.
-    ref_seconds = info.get("seconds", 0.0) * len(data.retain) / max(info.get("train_examples", len(data.retain)), 1)
+    # One retrain costs about the original's training, scaled to the retain set's size; its time
+    # compares only where the original was timed under this run's conditions.
+    same = info.get("conditions") == run_conditions(setting.runtime)
+    ref_seconds = info.get("seconds", 0.0) * len(data.retain) / max(info.get("train_examples", len(data.retain)), 1) if same else 0.0
     ref_steps = retrain_steps(len(data.retain), setting.recipe.batch_size, setting.recipe.epochs)
-    cap = budget_steps(job.budget, setting)
+    ref_compute = setting_retrain_compute(setting)
+    cap = budget_compute(job.budget, setting)
     paths = []
     for k in job.seeds:
         path = _ckpt(out, k)
@@ -160,19 +160,18 @@ def run_unlearn(job: UnlearnJob, *, log: Callable[[str], None] = print) -> list[
             log(f"model {k}: already done")
             continue
         seed = model_seed(setting.config.run_seed, f"unlearn/{job.method}", k)
-        result = run_method(job.method, original, data, job.method_config, seed=seed, max_steps=cap)
+        result = run_method(job.method, original, data, job.method_config, seed=seed, max_compute=cap)
         acc = {name: accuracy(result.model, getattr(setting.sets, name), runtime=setting.runtime)
                for name in ("forget", "retain", "val", "test")}
-        ratios = cost_ratios(result.cost, retrain_seconds=ref_seconds or None, retrain_steps=ref_steps)
-        save_checkpoint(path, result.model, setting.spec, {
-            "kind": "unlearn", "method": job.method, "k": k, "seed": seed, "config": result.config,
-            "cost": {**result.cost.to_dict(), **ratios}, "stopped_by_budget": result.stopped_by_budget, "accuracy": acc,
-            "train": to_dict(setting.recipe), "dataset_fingerprint": setting.dataset.fingerprint,
-            "forget_fingerprint": setting.forget.fingerprint, "provenance": record["provenance"],
-        })
-        flag = "  OVER the competition's 20% time limit" if ratios["over_time_limit"] else ""
-        ratio = ratios["time_ratio"] if ratios["time_ratio"] is not None else ratios["step_ratio"]
-        log(f"model {k}: {result.cost.seconds:.1f}s ({ratio:.1%} of a retrain){flag}, "
+        ratios = cost_ratios(result.cost, retrain_seconds=ref_seconds or None, retrain_steps=ref_steps,
+                             retrain_compute=ref_compute)
+        save_checkpoint(path, result.model, setting.spec, sidecar_info(
+            "unlearn", k=k, seed=seed, recipe=setting.recipe, dataset_fingerprint=setting.dataset.fingerprint,
+            forget_fingerprint=setting.forget.fingerprint, provenance=record["provenance"], extra={
+                "method": job.method, "config": result.config, "cost": {**result.cost.to_dict(), **ratios},
+                "stopped_by_budget": result.stopped_by_budget, "accuracy": acc}))
+        flag = "  OVER the competition's 20% limit (on compute)" if ratios["over_time_limit"] else ""
+        log(f"model {k}: {result.cost.seconds:.1f}s, {ratios['compute_ratio']:.1%} of a retrain's compute{flag}, "
             + ", ".join(f"{n} acc {v:.3f}" for n, v in acc.items()))
     return paths
 
@@ -190,7 +189,7 @@ class BenchJob:
         method_presets: The preset each config came from (None: reference defaults), for the record.
         seeds: N, models per side.
         ceiling: Also train N more retrains and score them as a perfect unlearner.
-        budget: Cap each method run at this fraction of one retrain's optimizer steps (None: no cap).
+        budget: Cap each method run at this fraction of one retrain's compute (example passes; None: no cap).
         threads: Torch threads per unit; results are bit-identical for equal thread counts.
         block: Models per unit.
         strategy: How a reference unit trains its models (engine.ensemble strategies).
@@ -248,9 +247,12 @@ def make_bench_job(
     if unknown:
         raise InputError(f"method settings for {unknown[0]!r}, which is not among --methods {', '.join(methods)}")
     if budget is not None and not 0 < budget <= 10:
-        raise InputError(f"--budget {budget}: expected a fraction of one retrain's steps in (0, 10], e.g. 0.2")
+        raise InputError(f"--budget {budget}: expected a fraction of one retrain's compute in (0, 10], e.g. 0.2")
     if strategy not in STRATEGIES:
         raise InputError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"--out {out}: a file is there; a bench needs a folder (a new or an earlier bench's)")
+    # Every config is built (and its values checked) here, before the bench writes anything.
     resolved = {m: resolve_method_config(m, preset, setting, options.get(m, {})) for m in methods}
     cuda = _uses_cuda(setting.train)
     threads = threads if threads is not None else 1
@@ -311,16 +313,29 @@ def prepare_bench(job: BenchJob) -> tuple[BenchStore, list[Unit]]:
         "reference_key": store.reference_key, "summary": setting.summary(), "provenance": provenance(),
     }
     identity = ("setting", "seeds", "ceiling", "budget", "results_version", "dataset_fingerprint", "forget_fingerprint")
+    configs = {name: (store.method_dir(name) / "config.json",
+                      {"method": name, "config": to_dict(job.method_configs[name]), "preset": job.method_presets.get(name)})
+               for name in job.methods}
+    # Every record is checked before the first is written: a refused bench leaves the folder as it was.
+    check_record(store.out / "bench.json", record, identity, f"bench folder {store.out}")
+    for name, (path, config) in configs.items():
+        check_record(path, config, ("method", "config"), f"bench folder {store.out} (method {name})")
     # Rewritten on every run: it says where this run's cache is (a folder may move between caches).
     write_record_once(store.out / "bench.json", record, identity, f"bench folder {store.out}", update=True)
-    for name in job.methods:
-        write_record_once(store.method_dir(name) / "config.json",
-                          {"method": name, "config": to_dict(job.method_configs[name]), "preset": job.method_presets.get(name)},
-                          ("method", "config"), f"bench folder {store.out} (method {name})")
+    for name, (path, config) in configs.items():
+        write_record_once(path, config, ("method", "config"), f"bench folder {store.out} (method {name})")
     setting.forget.save(store.out / "forget.json")
     units = plan_units(job)
+    if bench_retime_reason(job, store, setting):
+        units.insert(-1, Unit("retime"))  # before the score, which reads its record
     write_json(store.units_file, {"job": bench_to_dict(job), "units": [u.to_dict() for u in units]})
     return store, units
+
+
+def bench_retime_reason(job: BenchJob, store: BenchStore, setting=None) -> str | None:
+    """Why this bench re-times one retrain (the cached retrains were timed under other conditions); None if it need not."""
+    setting = setting or resolve_setting(job.setting)
+    return retime_reason(store, bench_conditions(setting, job.threads))
 
 
 def default_workers(threads: int) -> int:

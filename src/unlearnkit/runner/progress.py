@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from unlearnkit.results.store import BenchStore
 from unlearnkit.runner.units import Unit, unit_todo
@@ -65,7 +66,9 @@ class BenchProgress:
                 self.console.print(f"done {unit.name}: {payload.get('models', 0)} models in {payload.get('seconds', 0.0):.1f}s "
                                    f"[{time.perf_counter() - self.start:.0f}s elapsed]", highlight=False, soft_wrap=True)
         elif kind == "failed":
-            self.console.print(f"[red]failed[/red] {unit.name}: {payload}", highlight=False, soft_wrap=True)
+            # The payload is an error's text, which may carry ANSI codes (Ray's): styles, not raw bytes in a log.
+            self.console.print(Text.assemble(("failed", "red"), f" {unit.name}: ", Text.from_ansi(str(payload))),
+                               highlight=False, soft_wrap=True)
 
     def summary(self) -> Table:
         """Where the time went: compute seconds per stage (summed over units), and the wall time."""

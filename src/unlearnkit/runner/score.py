@@ -8,20 +8,34 @@ against the first is the score of a perfect unlearner, the ceiling every other r
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unlearnkit.io import json_bytes, read_json
 from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT
-from unlearnkit.metrics.forgetting import ModelAccuracies, final_score, forgetting_quality, logit_scaled_confidence, score_intervals
+from unlearnkit.metrics.forgetting import final_score, forgetting_quality, logit_scaled_confidence
+from unlearnkit.metrics.intervals import ModelAccuracies, score_intervals
 from unlearnkit.metrics.klom import klom, margins
 from unlearnkit.metrics.mia import loss_mia, svc_mia, ulira
-from unlearnkit.results.store import BenchStore, load_run, run_meta
+from unlearnkit.results.fields import finite_or_none, number
+from unlearnkit.results.leaderboard import (
+    CEILING,
+    Accuracy,
+    DivergedRun,
+    Leaderboard,
+    LeaderboardRow,
+    OriginalModel,
+    RetrainCost,
+)
+from unlearnkit.results.records import ModelMeta, model_meta
+from unlearnkit.results.store import BenchStore, load_run
 from unlearnkit.runner.units import OUTPUT_SETS
 
-CEILING = "retrain (ceiling)"
 # Model subsamples behind each row's intervals: each costs one score (about 30 ms at N = 16 and 124
 # forget examples on one core); 100 estimate the standard error to within about 14 %.
 INTERVAL_SUBSAMPLES = 100
@@ -29,45 +43,55 @@ INTERVAL_SUBSAMPLES = 100
 MIN_INTERVAL_MODELS = 16
 
 
-def score_bench(job, setting, store: BenchStore) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
-    """The leaderboard record of a finished bench (rows best first), read from the store, and each
-    row's per-example ε (``{name: {"compat": [E], "bounded": [E]}}``)."""
+def score_bench(job, setting, store: BenchStore, provenance: dict[str, Any]) -> tuple[Leaderboard, dict[str, dict[str, np.ndarray]]]:
+    """The leaderboard of a finished bench (rows best first), read from the store, and each row's
+    per-example ε (``{name: {"compat": [E], "bounded": [E]}}``).
+
+    Args:
+        job: The bench.
+        setting: Its resolved setting.
+        store: Where its results are.
+        provenance: The software and machine scoring it (goes into the leaderboard).
+    """
     n = job.seeds
-    references = [load_run(store.reference(k)) for k in range(n)]
+    references = [_load(store.reference(k)) for k in range(n)]
     entries = {}
     if job.ceiling:
-        entries[CEILING] = [load_run(store.reference(k)) for k in range(n, 2 * n)]
+        entries[CEILING] = [_load(store.reference(k)) for k in range(n, 2 * n)]
     for name in job.methods:
-        entries[name] = [load_run(store.method_run(name, k)) for k in range(n)]
-    original = load_run(store.original_outputs)
-    diverged_refs = [run_meta(r)["k"] for r in references if "diverged" in run_meta(r)]
+        entries[name] = [_load(store.method_run(name, k)) for k in range(n)]
+    original = model_meta(load_run(store.original_outputs), str(store.original_outputs))
+    diverged_refs = [m.k for _, m in references if not m.healthy]
     if diverged_refs:
         raise ValueError(f"retrained references {diverged_refs} produced non-finite logits; the recipe diverges. "
                          "Lower train.lr or use train.precision=fp32")
     sets = setting.sets
     forget_y = sets.forget.y.cpu().numpy()
-    ref_conf = np.stack([logit_scaled_confidence(r["forget_logits"], forget_y) for r in references])
-    ref_acc = {k: _mean([run_meta(r)["accuracy"][k] for r in references]) for k in ("retain", "test", "forget")}
-    retrain = retrain_cost(references + entries.get(CEILING, []), run_meta(original), setting)
-    ref_metas = [run_meta(r) for r in references]
-    ref_margins = {name: _margins(references, name, sets) for name in OUTPUT_SETS}
-    scored = {name: _row(name, records, ref_conf, ref_acc, retrain, sets, ref_metas, ref_margins)
-              for name, records in entries.items()}
-    rows = sorted((row for row, _ in scored.values()), key=lambda r: -r["score"])
+    ref_conf = np.stack([logit_scaled_confidence(r["forget_logits"], forget_y) for r, _ in references])
+    ref_acc = Accuracy(**{k: _mean([m.accuracy[k] for _, m in references]) for k in ("retain", "test", "forget")})
+    # Time ratios are read under the conditions the method runs were timed in (the ceiling's without any).
+    method_metas = [m for name, runs in entries.items() if name != CEILING for _, m in runs]
+    timed = method_metas or [m for runs in entries.values() for _, m in runs]
+    retrain = retrain_cost([m for _, m in references + entries.get(CEILING, [])], original, len(sets.retain),
+                           _conditions(timed), store)
+    ref_margins = {name: _margins([r for r, _ in references], name, sets) for name in OUTPUT_SETS}
+    scored = {name: _row(name, runs, ref_conf, ref_acc, retrain, sets, [m for _, m in references], ref_margins)
+              for name, runs in entries.items()}
+    rows = sorted((row for row, _ in scored.values()), key=lambda r: -r.score)
     per_example = {name: eps for name, (_, eps) in scored.items()}
-    orig_meta = run_meta(original)
-    return {
-        "rows": rows,
-        "seeds": n,
-        "forget_examples": int(len(forget_y)),
-        "dataset": setting.dataset.name,
-        "model": setting.spec.name,
-        "forget": setting.config.forget_label,
-        "budget": job.budget,
-        "retrain_cost": retrain,
-        "original": {"accuracy": orig_meta["accuracy"], "seed": orig_meta["seed"], "seconds": orig_meta["seconds"]},
-        "setting": setting.summary(),
-    }, per_example
+    board = Leaderboard(
+        rows=tuple(rows), seeds=n, forget_examples=int(len(forget_y)), dataset=setting.dataset.name,
+        model=setting.spec.name, forget=setting.config.forget_label, budget=job.budget, retrain_cost=retrain,
+        original=OriginalModel(accuracy=dict(original.accuracy), seed=original.seed, seconds=original.seconds,
+                               compute=original.compute),
+        setting=json.loads(json_bytes(setting.summary())), provenance=provenance,
+    )
+    return board, per_example
+
+
+def _load(path: Path) -> tuple[dict[str, np.ndarray], ModelMeta]:
+    record = load_run(path)
+    return record, model_meta(record, str(path))
 
 
 def per_example_arrays(setting, per_example: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -92,21 +116,63 @@ def per_example_arrays(setting, per_example: dict[str, dict[str, np.ndarray]]) -
     }
 
 
-def retrain_cost(references: list[dict], original_meta: dict, setting) -> dict[str, Any]:
-    """One retrain's cost, measured under the conditions methods run in (one model at a time).
+def retrain_cost(references: list[ModelMeta], original: ModelMeta, retain_size: int,
+                 conditions: dict[str, Any] | None, store: BenchStore) -> RetrainCost:
+    """One retrain's cost, measured as methods run (one model at a time).
 
-    References trained one at a time are each a sample of it; where they were trained as a
-    vectorised ensemble, the original (always trained alone) stands in, scaled to the retain set.
+    Steps and compute: the references trained one at a time (compute: every reference, since example
+    passes do not depend on how models were batched), else the original (always trained alone)
+    scaled to the retain set. Seconds: only a retrain timed under ``conditions``, the host, device,
+    threads and precision the method runs were timed under (see :func:`retrain_time`).
     """
-    # Peak memory: the original's training (one model, alone), which a retrain's matches.
-    memory = {"peak_memory_bytes": original_meta.get("peak_memory_bytes")}
-    alone = [run_meta(r) for r in references if run_meta(r).get("timed_alone")]
+    scale = retain_size / max(original.train_examples or 0, 1)
+    alone = [m for m in references if m.timed_alone]
     if alone:
-        return {"seconds": _mean([m["seconds"] for m in alone]), "steps": _mean([m["steps"] for m in alone]),
-                "measured_on": f"{len(alone)} retrains trained one at a time", **memory}
-    scale = len(setting.sets.retain) / max(original_meta["train_examples"], 1)
-    return {"seconds": original_meta["seconds"] * scale, "steps": original_meta["steps"] * scale,
-            "measured_on": "the original model, trained alone, scaled to the retain set's size", **memory}
+        steps, source = _mean([m.steps for m in alone]), f"{len(alone)} retrains trained one at a time"
+    else:
+        steps, source = original.steps * scale, "the original model, trained alone, scaled to the retain set's size"
+    if references and all(m.compute is not None for m in references):
+        compute = _mean([m.compute for m in references])
+    else:
+        compute = original.compute * scale if original.compute is not None else None
+    seconds, timed_on, note = retrain_time(alone, original, scale, conditions, store)
+    return RetrainCost(seconds=seconds, steps=steps, compute=compute, peak_memory_bytes=original.peak_memory_bytes,
+                       measured_on=f"steps and compute: {source}; seconds: {timed_on}",
+                       conditions=conditions, timing_note=note)
+
+
+def retrain_time(alone: list[ModelMeta], original: ModelMeta, scale: float, conditions: dict[str, Any] | None,
+                 store: BenchStore) -> tuple[float | None, str, str | None]:
+    """One retrain's wall time under ``conditions``: (seconds or None, what it was measured on, why None).
+
+    In order: the references trained one at a time under those conditions; a retrain re-timed in
+    this bench's folder (``store.retimed_retrain``, where the bench planned one) under them; the
+    original, trained alone under them and scaled to the retain set. Records from before conditions
+    were recorded (None) match each other.
+    """
+    same = [m for m in alone if m.conditions == conditions]
+    if same:
+        return _mean([m.seconds for m in same]), f"{len(same)} retrains trained one at a time", None
+    retimed = store.retimed_retrain  # written by the bench's ``retime`` unit, where one was planned
+    if retimed.is_file():
+        record = read_json(retimed)
+        if isinstance(record, dict) and record.get("conditions") == conditions:
+            seconds = number(record.get("seconds"), f"{retimed}: seconds")
+            return seconds, f"one retrain re-timed in this bench's folder ({record.get('reason', 'no reason recorded')})", None
+    if original.conditions == conditions:
+        return original.seconds * scale, "the original model, trained alone, scaled to the retain set's size", None
+    return None, "none", (f"no retrain was timed under the conditions the methods ran in ({_describe(conditions)}); "
+                          "time x retrain is left out, compute x retrain stands")
+
+
+def _conditions(metas: list[ModelMeta]) -> dict[str, Any] | None:
+    """The conditions most method runs were timed under (None where they recorded none)."""
+    seen = [json.dumps(m.conditions, sort_keys=True) for m in metas]
+    return json.loads(max(sorted(set(seen)), key=seen.count)) if seen else None  # sorted: ties break the same way everywhere
+
+
+def _describe(conditions: dict[str, Any] | None) -> str:
+    return "not recorded" if conditions is None else ", ".join(f"{k} {v}" for k, v in sorted(conditions.items()))
 
 
 def _mean(values) -> float:
@@ -119,60 +185,80 @@ def _margins(records: list[dict], name: str, sets) -> np.ndarray:
     return np.stack([margins(r[f"{name}_logits"], y) for r in records])
 
 
-def _row(name: str, records: list[dict], ref_conf: np.ndarray, ref_acc: dict, retrain: dict, sets,
-         ref_metas: list[dict], ref_margins: dict[str, np.ndarray]) -> tuple[dict, dict]:
+def _row(name: str, runs: list[tuple[dict, ModelMeta]], ref_conf: np.ndarray, ref_acc: Accuracy, retrain: RetrainCost,
+         sets, ref_metas: list[ModelMeta], ref_margins: dict[str, np.ndarray]) -> tuple[LeaderboardRow, dict]:
     forget_y = sets.forget.y.cpu().numpy()
-    metas = [run_meta(r) for r in records]
-    diverged = [{"seed_index": m["k"], "seed": m["seed"], "where": m["diverged"]} for m in metas if "diverged" in m]
-    conf = np.stack([logit_scaled_confidence(r["forget_logits"], forget_y) if "diverged" not in m
-                     else np.full(len(forget_y), np.nan) for r, m in zip(records, metas)])
+    records, metas = [r for r, _ in runs], [m for _, m in runs]
+    diverged = tuple(DivergedRun(seed_index=m.k, seed=m.seed, where=m.diverged) for m in metas if not m.healthy)
+    conf = np.stack([logit_scaled_confidence(r["forget_logits"], forget_y) if m.healthy
+                     else np.full(len(forget_y), np.nan) for r, m in runs])
     if diverged:
-        # The worst case for a diverged model: outputs beyond every finite one on either side, so
-        # the attack separates it from the retrains, and zero accuracy.
-        finite = np.concatenate([conf[np.isfinite(conf)], ref_conf.ravel()])
-        conf = np.where(np.isnan(conf), finite.max() + 1.0, conf)
-    acc = {k: _mean([0.0 if "diverged" in m else m["accuracy"][k] for m in metas]) for k in ("retain", "test", "forget")}
+        conf = worst_placement(conf, ref_conf)
+    acc = Accuracy(**{k: _mean([m.accuracy[k] if m.healthy else 0.0 for m in metas]) for k in ("retain", "test", "forget")})
     compat = forgetting_quality(conf, ref_conf, mode="compat")
     bounded = forgetting_quality(conf, ref_conf, mode="bounded")
-    seconds = _mean([m["seconds"] for m in metas])
-    steps = _mean([m.get("steps", 0) for m in metas])
-    healthy = next((r for r, m in zip(records, metas) if "diverged" not in m), None)
-    peak = max((m.get("peak_memory_bytes") or 0) for m in metas) or None
-    row = {
-        "method": name,
-        "forget_quality": compat.forget_quality,
-        "forget_quality_bounded": bounded.forget_quality,
-        "score": final_score(compat.forget_quality, acc["retain"], acc["test"], ref_acc["retain"], ref_acc["test"]),
-        "score_bounded": final_score(bounded.forget_quality, acc["retain"], acc["test"], ref_acc["retain"], ref_acc["test"]),
-        "accuracy": acc,
-        "retrain_accuracy": ref_acc,
-        "seconds": seconds,
-        "steps": steps,
-        "time_ratio": seconds / retrain["seconds"] if retrain["seconds"] else None,
-        "step_ratio": steps / retrain["steps"] if retrain["steps"] else None,
-        "over_time_limit": bool(name != CEILING and retrain["seconds"] and seconds > COMPETITION_TIME_LIMIT * retrain["seconds"]),
-        "stopped_by_budget": int(sum(bool(m.get("stopped_by_budget")) for m in metas)),
-        "peak_memory_bytes": peak,
-        "memory_ratio": peak / retrain["peak_memory_bytes"] if peak and retrain.get("peak_memory_bytes") else None,
-        "diverged": diverged,
-        "ulira": None, "ulira_baseline": None, "loss_mia": None, "svc_mia_efficacy": None,
-    }
+    seconds = _mean([m.seconds for m in metas])
+    steps = _mean([m.steps for m in metas])
+    compute = _mean([m.compute for m in metas]) if all(m.compute is not None for m in metas) else None
+    peak = max((m.peak_memory_bytes or 0) for m in metas) or None
+    # Wall time is read against a retrain's only where both were timed under the same conditions.
+    same_conditions = retrain.seconds is not None and all(m.conditions == retrain.conditions for m in metas)
+    time_ratio = finite_or_none(seconds / retrain.seconds) if same_conditions and retrain.seconds else None
+    compute_ratio = finite_or_none(compute / retrain.compute) if compute is not None and retrain.compute else None
+    # The competition's 20 % limit, judged on compute where both sides counted it, else on time.
+    judged = compute_ratio if compute_ratio is not None else time_ratio
     lira = ulira(conf, ref_conf, seed=0)
-    row["ulira"], row["ulira_baseline"] = lira.accuracy, lira.baseline
-    per_model = ModelAccuracies(*(np.array([0.0 if "diverged" in m else m["accuracy"][k] for m in side])
+    per_model = ModelAccuracies(*(np.array([m.accuracy[k] if m.healthy else 0.0 for m in side])
                                   for side in (metas, ref_metas) for k in ("retain", "test")))
-    row["forget_quality_interval"] = row["score_interval"] = None
+    fq_interval = score_interval = None
     if len(records) >= MIN_INTERVAL_MODELS:
         intervals = score_intervals(conf, ref_conf, mode="compat", accuracies=per_model, n_subsamples=INTERVAL_SUBSAMPLES, seed=0)
-        row["forget_quality_interval"] = [intervals.forget_quality.low, intervals.forget_quality.high]
-        row["score_interval"] = [intervals.final_score.low, intervals.final_score.high]
-    healthy_records = [r for r, m in zip(records, metas) if "diverged" not in m]
-    for name in OUTPUT_SETS:
-        # KLoM over the healthy runs (a diverged model has no margins; the row says how many diverged).
-        row[f"klom_{name}"] = klom(_margins(healthy_records, name, sets), ref_margins[name]).p95 if len(healthy_records) > 1 else None
-    if healthy is not None:
-        row.update(_single_model_mias(healthy, sets))
+        fq_interval = (intervals.forget_quality.low, intervals.forget_quality.high)
+        score_interval = (intervals.final_score.low, intervals.final_score.high)
+    healthy_records = [r for r, m in runs if m.healthy]
+    # KLoM over the healthy runs (a diverged model has no margins; the row says how many diverged).
+    kloms = {s: klom(_margins(healthy_records, s, sets), ref_margins[s]).p95 if len(healthy_records) > 1 else None
+             for s in OUTPUT_SETS}
+    mias = _single_model_mias(healthy_records[0], sets) if healthy_records else {"loss_mia": None, "svc_mia_efficacy": None}
+    row = LeaderboardRow(
+        method=name,
+        score=final_score(compat.forget_quality, acc.retain, acc.test, ref_acc.retain, ref_acc.test),
+        score_bounded=final_score(bounded.forget_quality, acc.retain, acc.test, ref_acc.retain, ref_acc.test),
+        forget_quality=compat.forget_quality, forget_quality_bounded=bounded.forget_quality,
+        accuracy=acc, retrain_accuracy=ref_acc, seconds=seconds, steps=steps, compute=compute,
+        time_ratio=time_ratio, step_ratio=finite_or_none(steps / retrain.steps) if retrain.steps else None,
+        compute_ratio=compute_ratio,
+        over_limit=bool(name != CEILING and judged is not None and judged > COMPETITION_TIME_LIMIT),
+        stopped_by_budget=int(sum(m.stopped_by_budget for m in metas)),
+        peak_memory_bytes=peak,
+        memory_ratio=peak / retrain.peak_memory_bytes if peak and retrain.peak_memory_bytes else None,
+        diverged=diverged, ulira=lira.accuracy, ulira_baseline=lira.baseline, **mias,
+        forget_quality_interval=fq_interval, score_interval=score_interval,
+        klom_forget=kloms["forget"], klom_test=kloms["test"], klom_retain_probe=kloms["retain_probe"],
+    )
     return row, {"compat": compat.epsilons, "bounded": bounded.epsilons}
+
+
+def worst_placement(conf: np.ndarray, ref_conf: np.ndarray) -> np.ndarray:
+    """``conf`` [N, E] with its diverged models' rows (NaN) filled in as the worst case, example by example.
+
+    A diverged model has no outputs, so it is given, on each forget example, the placement among
+    four that gives that example the largest ε: the row's highest or lowest healthy output there, or
+    beyond every finite output of either side, above or below. Outputs beyond every finite one alone
+    are not the worst case: they widen the attack's threshold grid and range and can lower ε (one
+    diverged seed then scores better than the healthy model it replaces). ε is computed per example,
+    so the column-wise choice gives each example its largest ε. The accuracy of a diverged model
+    counts as zero elsewhere.
+    """
+    bad = np.isnan(conf).all(axis=1)
+    finite = np.concatenate([conf[~bad].ravel(), ref_conf.ravel()])
+    fills = [np.full(conf.shape[1], finite.max() + 1.0), np.full(conf.shape[1], finite.min() - 1.0)]
+    if not bad.all():
+        fills += [conf[~bad].max(axis=0), conf[~bad].min(axis=0)]
+    candidates = [np.where(bad[:, None], fill[None, :], conf) for fill in fills]
+    eps = np.stack([forgetting_quality(c, ref_conf, mode="compat").epsilons for c in candidates])
+    pick = eps.argmax(axis=0)
+    return np.stack(candidates)[pick, :, np.arange(conf.shape[1])].T
 
 
 def _single_model_mias(record: dict, sets) -> dict[str, float]:

@@ -6,7 +6,14 @@ The units of a bench, in dependency order:
 * ``references[a:b]``: retrained models A(D \\ S) with indices a..b-1 (the first N are the
   references, the next N the ceiling set, a perfect unlearner scored like a method);
 * ``NAME[a:b]``: unlearning runs a..b-1 of method NAME, each from the original (needs ``original``);
+* ``retime``: planned only where the cached retrains were timed under other conditions (host,
+  device, threads, precision; :func:`retime_reason`): one retrain trained alone and timed here, so
+  that time ratios divide by a retrain timed where the methods run (needs ``original``, so that it
+  runs beside the methods);
 * ``score``: the leaderboard (needs every other unit).
+
+Every model's record carries its ``compute`` (example passes, engine.compute) and the
+``conditions`` its ``seconds`` were measured under; a record without them is an older one.
 
 A unit reads its inputs from the store and writes each model's result atomically as it finishes, so
 it is idempotent: rerun, it skips what exists. Seeds derive from (run seed, role, index) — the roles
@@ -18,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import socket
 import time
@@ -30,19 +36,19 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
 
-from unlearnkit.config import to_dict
-from unlearnkit.engine.checkpoint import checkpoint_bytes, load_checkpoint
+from unlearnkit.engine.checkpoint import checkpoint_bytes, load_checkpoint, sidecar_info
 from unlearnkit.engine.ensemble import resolve_strategy, train_seeds
 from unlearnkit.engine.seeding import derive_seed
 from unlearnkit.engine.train import TrainResult, predict
-from unlearnkit.io import npz_bytes, write_bytes, write_json
+from unlearnkit.io import npz_bytes, provenance, write_bytes, write_json
 from unlearnkit.methods import run_method
-from unlearnkit.metrics.efficiency import measure, retrain_steps
+from unlearnkit.metrics.efficiency import measure, retrain_compute, run_conditions
+from unlearnkit.metrics.utility import accuracy_of
 from unlearnkit.models import build_model
 from unlearnkit.runner.setting import Setting, resolve_setting
-from unlearnkit.results.store import BenchStore
+from unlearnkit.results.store import BenchStore, load_run, run_meta
 
-UnitKind = Literal["original", "references", "method", "score"]
+UnitKind = Literal["original", "references", "method", "retime", "score"]
 # Where a model's outputs are recorded: the forget set, the test set and the retain probe.
 OUTPUT_SETS = ("forget", "test", "retain_probe")
 
@@ -66,7 +72,7 @@ class Unit:
 
     @property
     def name(self) -> str:
-        if self.kind in ("original", "score"):
+        if self.kind in ("original", "retime", "score"):
             return self.kind
         return f"{self.method if self.kind == 'method' else 'references'}[{self.start}:{self.stop}]"
 
@@ -77,7 +83,7 @@ class Unit:
 
     @property
     def models(self) -> int:
-        return self.stop - self.start if self.kind in ("references", "method") else int(self.kind == "original")
+        return self.stop - self.start if self.kind in ("references", "method") else int(self.kind in ("original", "retime"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "method": self.method, "start": self.start, "stop": self.stop, "name": self.name}
@@ -88,8 +94,9 @@ class Unit:
 
 
 def dependencies(unit: Unit, units: list[Unit]) -> list[Unit]:
-    """The units ``unit`` reads from: methods need the original; the score needs everything."""
-    if unit.kind == "method":
+    """The units ``unit`` reads from: methods (and the re-timed retrain, which runs beside them)
+    need the original; the score needs everything."""
+    if unit.kind in ("method", "retime"):
         return [u for u in units if u.kind == "original"]
     if unit.kind == "score":
         return [u for u in units if u.kind != "score"]
@@ -117,6 +124,8 @@ def unit_paths(store: BenchStore, unit: Unit) -> list[Path]:
         return [store.reference(k) for k in range(unit.start, unit.stop)]
     if unit.kind == "method":
         return [store.method_run(unit.method, k) for k in range(unit.start, unit.stop)]
+    if unit.kind == "retime":
+        return [store.retimed_retrain]
     return [store.leaderboard]
 
 
@@ -126,7 +135,7 @@ def unit_done(store: BenchStore, unit: Unit) -> bool:
 
 def unit_todo(store: BenchStore, unit: Unit) -> list[int]:
     """Indices of ``unit``'s models not yet on disk."""
-    if unit.kind == "original":
+    if unit.kind in ("original", "retime"):
         return [] if unit_done(store, unit) else [0]
     return [k for k, p in zip(range(unit.start, unit.stop), unit_paths(store, unit)) if not p.is_file()]
 
@@ -139,19 +148,15 @@ def model_outputs(model: torch.nn.Module, setting: Setting, meta: dict[str, Any]
     """
     sets = setting.sets
     logits = {name: predict(model, getattr(sets, name), runtime=setting.runtime) for name in OUTPUT_SETS}
-    acc = {name: _accuracy(lg, getattr(sets, name).y) for name, lg in logits.items()}
+    acc = {name: accuracy_of(lg, getattr(sets, name).y) for name, lg in logits.items()}
     for name in ("retain", "val"):
         data = getattr(sets, name)
-        acc[name] = _accuracy(predict(model, data, runtime=setting.runtime), data.y) if len(data) else float("nan")
+        acc[name] = accuracy_of(predict(model, data, runtime=setting.runtime), data.y)
     bad = [name for name, lg in logits.items() if not torch.isfinite(lg).all()]
     if bad:
         meta = {**meta, "diverged": f"non-finite logits on {', '.join(bad)}"}
     arrays = {f"{name}_logits": lg.numpy().astype(np.float32) for name, lg in logits.items()}
     return npz_bytes(**arrays, meta=np.array(json.dumps({**meta, "accuracy": acc})))
-
-
-def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return float((logits.argmax(1) == y.cpu()).float().mean()) if len(y) else float("nan")
 
 
 # -- running a unit --------------------------------------------------------------------------------
@@ -179,6 +184,8 @@ def execute(job, unit: Unit, todo: list[int], store: BenchStore, emit: Emit, ori
             _train_references(job, setting, store, todo, emit)
         elif unit.kind == "method":
             _run_method(job, setting, store, unit.method, todo, emit, original)
+        elif unit.kind == "retime":
+            _retime(job, setting, store, emit)
         else:
             raise ValueError(f"unit {unit.name} is not computed by execute()")
 
@@ -189,11 +196,12 @@ def _train_original(job, setting: Setting, store: BenchStore, emit: Emit) -> Non
     with measure(setting.runtime.device) as cost:
         (result,) = train_seeds(setting.spec, setting.sets.train, setting.sets.val, setting.recipe, [seed], strategy="sequential")
     meta = {"kind": "original", "k": 0, "seed": seed, "seconds": result.seconds, "steps": result.steps,
-            "peak_memory_bytes": cost.peak_memory_bytes,
+            "compute": result.compute, "conditions": run_conditions(setting.runtime), "peak_memory_bytes": cost.peak_memory_bytes,
             "train_examples": len(setting.sets.train), "best_epoch": result.best_epoch, "history": result.history,
             "checkpoint_rule": _checkpoint_rule(setting)}
-    weights, sidecar = checkpoint_bytes(result.model, setting.spec, {
-        **meta, "train": to_dict(setting.recipe), "dataset_fingerprint": setting.dataset.fingerprint})
+    weights, sidecar = checkpoint_bytes(result.model, setting.spec, sidecar_info(
+        "original", k=0, seed=seed, recipe=setting.recipe, dataset_fingerprint=setting.dataset.fingerprint,
+        forget_fingerprint=None, provenance=provenance(), extra=meta))
     emit(store.original_checkpoint, weights)
     emit(store.original_outputs, model_outputs(result.model, setting, meta))
     emit(store.original_checkpoint.with_suffix(".json"), sidecar)  # last: marks the checkpoint complete
@@ -203,13 +211,14 @@ def _train_references(job, setting: Setting, store: BenchStore, todo: list[int],
     run_seed = setting.config.run_seed
     by_seed = {model_seed(run_seed, "retrain", k): k for k in todo}
     strategy = job.strategy
+    conditions = run_conditions(setting.runtime)
 
     def save(r: TrainResult) -> None:
         k = by_seed[r.seed]
         # A model trained inside a vectorised ensemble reports ensemble time / size: not one retrain's.
         emit(store.reference(k), model_outputs(r.model, setting, {
-            "kind": "retrain", "k": k, "seed": r.seed, "seconds": r.seconds, "steps": r.steps,
-            "best_epoch": r.best_epoch, "timed_alone": strategy_alone(strategy, setting)}))
+            "kind": "retrain", "k": k, "seed": r.seed, "seconds": r.seconds, "steps": r.steps, "compute": r.compute,
+            "conditions": conditions, "best_epoch": r.best_epoch, "timed_alone": strategy_alone(strategy, setting)}))
 
     train_seeds(setting.spec, setting.sets.retain, setting.sets.val, setting.recipe, list(by_seed),
                 strategy=strategy, block_size=max(len(todo), 1), on_result=save)
@@ -220,11 +229,16 @@ def strategy_alone(strategy: str, setting: Setting) -> bool:
     return resolve_strategy(strategy, setting.recipe) in ("sequential", "processes")
 
 
-def budget_steps(budget: float | None, setting: Setting) -> int | None:
-    """The optimizer-step cap of a method run: ``budget`` x one retrain's steps (None: no cap)."""
+def setting_retrain_compute(setting: Setting) -> float:
+    """Example passes of one retrain in ``setting`` (its recipe on R, validation predictions included)."""
+    return retrain_compute(len(setting.sets.retain), len(setting.sets.val), setting.recipe)
+
+
+def budget_compute(budget: float | None, setting: Setting) -> float | None:
+    """The compute cap of a method run: ``budget`` x one retrain's example passes (None: no cap)."""
     if budget is None:
         return None
-    return max(1, math.floor(budget * retrain_steps(len(setting.sets.retain), setting.recipe.batch_size, setting.recipe.epochs)))
+    return budget * setting_retrain_compute(setting)
 
 
 def _run_method(job, setting: Setting, store: BenchStore, name: str, todo: list[int], emit: Emit, original: bytes | None) -> None:
@@ -236,13 +250,63 @@ def _run_method(job, setting: Setting, store: BenchStore, name: str, todo: list[
         model = model.to(setting.runtime.device).eval()
     data = setting.unlearn_data
     cfg = job.method_configs[name]
-    cap = budget_steps(job.budget, setting)
+    cap = budget_compute(job.budget, setting)
+    conditions = run_conditions(setting.runtime)
     for k in todo:
         seed = model_seed(setting.config.run_seed, f"unlearn/{name}", k)
-        result = run_method(name, model, data, cfg, seed=seed, max_steps=cap)
+        result = run_method(name, model, data, cfg, seed=seed, max_compute=cap)
         emit(store.method_run(name, k), model_outputs(result.model, setting, {
-            "kind": "unlearn", "method": name, "k": k, "seed": seed, **result.cost.to_dict(),
-            "budget_steps": cap, "stopped_by_budget": result.stopped_by_budget}))
+            "kind": "unlearn", "method": name, "k": k, "seed": seed, **result.cost.to_dict(), "conditions": conditions,
+            "budget_compute": cap, "stopped_by_budget": result.stopped_by_budget}))
+
+
+# -- re-timing a retrain where the methods run --------------------------------------------------------
+
+def bench_conditions(setting: Setting, threads: int) -> dict[str, Any]:
+    """The conditions a bench's units measure wall time under (see ``metrics.efficiency.run_conditions``)."""
+    with torch_threads(threads):
+        return run_conditions(setting.runtime)
+
+
+def retime_reason(store: BenchStore, conditions: dict[str, Any]) -> str | None:
+    """Why one retrain must be re-timed under ``conditions``; None when no re-timing is needed.
+
+    The retrain time a bench divides by comes from the references trained one at a time or,
+    without any, from the original (see runner.score). Those cached by another session may have
+    been timed under other conditions (or under unrecorded ones: an older record). Nothing cached
+    yet needs nothing: it will be trained, and timed, here.
+    """
+    refs = sorted(store.reference(0).parent.glob("seed_*.npz")) if store.reference(0).parent.is_dir() else []
+    metas = [m for m in (run_meta(load_run(p)) for p in refs) if m.get("timed_alone")]
+    what = f"{len(metas)} cached retrains trained one at a time"
+    if not metas:
+        if not store.original_outputs.is_file():
+            return None
+        metas, what = [run_meta(load_run(store.original_outputs))], "the cached original model"
+    if any(m.get("conditions") == conditions for m in metas):
+        return None
+    seen = {json.dumps(m.get("conditions"), sort_keys=True) for m in metas}
+    timed = ("under unrecorded conditions (records of an older version)" if seen == {"null"}
+             else "under " + "; ".join(_conditions_text(json.loads(c)) for c in sorted(seen)))
+    return f"{what} were timed {timed}, not under this bench's {_conditions_text(conditions)}"
+
+
+def _conditions_text(c: dict[str, Any] | None) -> str:
+    if not c:
+        return "unrecorded conditions"
+    return f"host {c.get('host')}, device {c.get('device')}, {c.get('threads')} threads, {c.get('precision')}"
+
+
+def _retime(job, setting: Setting, store: BenchStore, emit: Emit) -> None:
+    """Train one retrain alone here and write its time, compute, steps, conditions and why it was re-timed."""
+    conditions = run_conditions(setting.runtime)
+    reason = retime_reason(store, conditions) or "re-timed on request (the cached retrains' conditions match)"
+    seed = model_seed(setting.config.run_seed, "retrain", 0)
+    (result,) = train_seeds(setting.spec, setting.sets.retain, setting.sets.val, setting.recipe, [seed],
+                            strategy="sequential")
+    emit(store.retimed_retrain, json.dumps({
+        "seconds": result.seconds, "compute": result.compute, "steps": result.steps, "conditions": conditions,
+        "reason": reason}, indent=1).encode())
 
 
 def _checkpoint_rule(setting: Setting) -> str:
