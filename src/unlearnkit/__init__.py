@@ -15,6 +15,7 @@ _EXPORTS = {
     "unlearnkit.data.splits": ("FORGET_SELECTORS", "ForgetSet", "retain_indices", "select_forget"),
     "unlearnkit.engine.ensemble": ("train_seeds",),
     "unlearnkit.engine.checkpoint": ("load_checkpoint", "save_checkpoint"),
+    "unlearnkit.engine.features": ("penultimate",),
     "unlearnkit.engine.train": ("TrainConfig", "default_recipe", "train_model"),
     "unlearnkit.errors": ("InputError",),
     "unlearnkit.methods": ("METHODS", "UnlearnData", "method_config", "run_method"),

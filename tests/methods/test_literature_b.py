@@ -154,6 +154,17 @@ def test_cf_k_changes_only_the_last_k_stages_and_the_head(model_name, k, tiny_da
     assert any(not torch.equal(before[key], after[key]) for key in before if key.startswith(f"{stage}."))
 
 
+@pytest.mark.parametrize("model_name", ["test_small_cnn", "test_resnet18", "test_mlp"])
+def test_cf_k_head_only_trains_the_classifier_alone(model_name, tiny_dataset, tiny_forget):
+    original, data = make_tiny(tiny_dataset, tiny_forget, model_name)
+    out = run_method("cf_k", original, data, method_config("cf_k", {"head_only": True, "epochs": 1}), seed=0).model
+    names = {id(m): n for n, m in original.named_modules()}
+    head = names[id(model_parts(original).classifier)]
+    before, after = original.state_dict(), out.state_dict()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed and all(key.startswith(f"{head}.") for key in changed), changed
+
+
 @pytest.mark.parametrize("model_name", ["test_small_cnn", "test_resnet18"])
 @pytest.mark.parametrize("k", [1, 2])
 def test_eu_k_reinitialises_the_last_k_stages_and_the_head(model_name, k, tiny_dataset, tiny_forget):

@@ -17,6 +17,7 @@ from unlearnkit.models.base import model_parts
 @dataclass(frozen=True)
 class CFkConfig:
     k: int = 1  # number of trailing trunk stages trained, with the classifier head
+    head_only: bool = False  # train the classifier head alone (Goel et al.'s K = 1); k is then not used
     epochs: int = 10
     lr: float = 1e-2
     momentum: float = 0.9
@@ -91,7 +92,9 @@ def cf_k(model: nn.Module, data: UnlearnData, cfg: CFkConfig, *, seed: int) -> n
     block of its All-CNN). Goel et al.'s own code counts single conv/linear layers from the end
     instead, so that its K = 1 is the classifier alone; on our models that trains a linear probe
     on unchanged features, which forgets nothing (forget accuracy 0.987 against the original's
-    0.976 on the earlier 32x32 built-in bench), so we count stages. Everything outside the last k
+    0.976 on the earlier 32x32 built-in bench), so we count stages; ``head_only`` runs that K = 1
+    (the features stay the original's bit for bit, the case the feature-level metric, ``feature F``,
+    is built to expose: docs/feature_forgetting.md). Everything outside the last k
     stages and the head (for resnet18 also the stem conv and its BatchNorm, which are in no stage)
     keeps its parameters and BatchNorm statistics bit for bit (``train_last_blocks``). CE on R, SGD with
     momentum 0.9 and weight decay 5e-4, batch 64, lr 0.01, 10 epochs. SCRUB's code trains with
@@ -127,5 +130,6 @@ def cf_k(model: nn.Module, data: UnlearnData, cfg: CFkConfig, *, seed: int) -> n
         NeurIPS 2023 (code: github.com/meghdadk/SCRUB).
     """
     student = clone(model)
-    train_last_blocks(student, last_stages(student, cfg.k), data, cfg, seed=seed)
+    blocks = (model_parts(student).classifier,) if cfg.head_only else last_stages(student, cfg.k)
+    train_last_blocks(student, blocks, data, cfg, seed=seed)
     return student

@@ -6,6 +6,7 @@ from unlearnkit.metrics.epsilon import DEFAULT_DELTA
 from unlearnkit.metrics.epsilon import EPSILON_CAP
 from unlearnkit.metrics.epsilon import WINNER_NAMES
 from unlearnkit.metrics.epsilon import epsilon_table
+from unlearnkit.metrics.features import reheaded_logits
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.metrics.forgetting import MODES
 from unlearnkit.metrics.forgetting import EpsilonBin

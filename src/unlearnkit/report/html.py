@@ -22,7 +22,7 @@ from unlearnkit.report.bench_report import (
     setting_fields,
     sources,
 )
-from unlearnkit.report.leaderboard import COLUMNS, COMPARED, HEALTH, METHOD, Column, caption, number, title
+from unlearnkit.report.leaderboard import COLUMNS, COMPARED, COMPUTE, HEALTH, METHOD, TIME, Column, caption, number, title
 from unlearnkit.results.leaderboard import CEILING
 
 # -- HTML ---------------------------------------------------------------------------------------------
@@ -74,15 +74,17 @@ def leaderboard_columns(report: BenchReport) -> tuple[Column, ...]:
 
     by_header = {c.header: c for c in COLUMNS}
     return (
-        METHOD, by_header["score"],
+        # The cost beside the score: what a row bought, and at what share of a retrain's work.
+        METHOD, by_header["score"], COMPUTE, TIME,
         number(vs("F", ceiling and ceiling.forget_quality, "ceiling"), lambda r: r.forget_quality),
         number(vs("F bounded", ceiling and ceiling.forget_quality_bounded, "ceiling"), lambda r: r.forget_quality_bounded),
+        number(vs("feature F", ceiling and ceiling.feature_quality, "ceiling"), lambda r: r.feature_quality),
         number(vs("retain acc", ref and ref.retain, "retrain"), lambda r: r.accuracy.retain),
         number(vs("test acc", ref and ref.test, "retrain"), lambda r: r.accuracy.test),
         number(vs("forget acc", ref and ref.forget, "retrain"), lambda r: r.accuracy.forget),
         *(by_header[h] for h in ("score 95% CI", "KLoM forget", "KLoM test", "U-LiRA", "loss MIA", "SVC MIA")),
         number("s / seed", lambda r: r.seconds, "{:.3g}"),
-        *HEALTH,
+        *(c for c in HEALTH if c not in (COMPUTE, TIME)),
     )
 
 

@@ -81,6 +81,7 @@ COLUMNS: tuple[Column, ...] = (
     number("retain acc", lambda r: r.accuracy.retain),
     Column("score 95% CI", _interval, lambda r: r.score_interval and r.score_interval[0]),
     number("F bounded", lambda r: r.forget_quality_bounded),
+    number("feature F", lambda r: r.feature_quality),
     number("KLoM forget", lambda r: r.klom_forget, "{:.2f}"),
     number("KLoM test", lambda r: r.klom_test, "{:.2f}"),
     number("U-LiRA", lambda r: r.ulira),
@@ -186,4 +187,6 @@ def caption(board: Leaderboard) -> str:
             "wall time of one run / one retrain's timed on the same host, device, threads and precision; "
             "'!' = over the competition's 20% limit (judged on compute where counted, else on time)." + timing +
             " score 95% CI: over new seeds of both sides (model subsampling; from N = 16). KLoM: 95th percentile of "
-            "the per-example binned KL between unlearned and retrained margins (0 = indistinguishable).")
+            "the per-example binned KL between unlearned and retrained margins (0 = indistinguishable). feature F: F on the "
+            "outputs of a fresh linear head fitted on each model's penultimate features of the retain probe "
+            "(docs/feature_forgetting.md; the ceiling's is the ideal).")

@@ -29,7 +29,8 @@ def report_markdown(report: BenchReport) -> str:
     ceiling = report.ceiling
     ref = rows[0].retrain_accuracy if rows else None
     lines += ["", (f"Ceiling (independent retrains): F = {fmt(ceiling and ceiling.forget_quality)}, "
-                  f"F bounded = {fmt(ceiling and ceiling.forget_quality_bounded)}. References' accuracy: "
+                  f"F bounded = {fmt(ceiling and ceiling.forget_quality_bounded)}, "
+                  f"feature F = {fmt(ceiling and ceiling.feature_quality)}. References' accuracy: "
                   f"retain {fmt(ref and ref.retain)}, test {fmt(ref and ref.test)}, forget {fmt(ref and ref.forget)}."), ""]
     lines += ["## Run health", ""] + health_markdown(board)
 

@@ -35,6 +35,8 @@ from unlearnkit.results.fields import (
 SCHEMA_VERSION = 2
 # The name of the row of independent retrains scored like a method (a perfect unlearner).
 CEILING = "retrain (ceiling)"
+# Row fields added within schema 2 (the feature-level metric): a row written before them reads them as null.
+FEATURE_FIELDS = ("feature_quality", "feature_quality_interval")
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,8 @@ class LeaderboardRow:
     klom_forget: float | None
     klom_test: float | None
     klom_retain_probe: float | None
+    feature_quality: float | None = None
+    feature_quality_interval: tuple[float, float] | None = None
 
     @property
     def limit_judged_on(self) -> str | None:
@@ -172,6 +176,9 @@ class LeaderboardRow:
     @classmethod
     def from_json(cls, record: Any, where: str = "row") -> LeaderboardRow:
         opt = optional(number)
+        if isinstance(record, dict):
+            # Rows written before the feature-level metric lack its fields: not measured.
+            record = {**{name: None for name in FEATURE_FIELDS}, **record}
         return read_fields(cls, record, where, {
             "method": text, "score": number, "score_bounded": number, "forget_quality": number,
             "forget_quality_bounded": number, "accuracy": Accuracy.from_json, "retrain_accuracy": Accuracy.from_json,
@@ -180,7 +187,8 @@ class LeaderboardRow:
             "peak_memory_bytes": optional(integer), "memory_ratio": opt, "diverged": listed(DivergedRun.from_json),
             "ulira": number, "ulira_baseline": number, "loss_mia": opt, "svc_mia_efficacy": opt,
             "forget_quality_interval": optional(pair), "score_interval": optional(pair),
-            "klom_forget": opt, "klom_test": opt, "klom_retain_probe": opt})
+            "klom_forget": opt, "klom_test": opt, "klom_retain_probe": opt,
+            "feature_quality": opt, "feature_quality_interval": optional(pair)})
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,10 @@ def score_bench(job, setting, store: BenchStore, provenance: dict[str, Any]) -> 
     retrain = retrain_cost([m for _, m in references + entries.get(CEILING, [])], original, len(sets.retain),
                            _conditions(timed), store)
     ref_margins = {name: _margins([r for r, _ in references], name, sets) for name in OUTPUT_SETS}
-    scored = {name: _row(name, runs, ref_conf, ref_acc, retrain, sets, [m for _, m in references], ref_margins)
+    ref_probe = probe_confidences([r for r, _ in references], forget_y)
+    if ref_probe is not None and not np.isfinite(ref_probe).all():
+        ref_probe = None  # a reference with non-finite features gives no yardstick for the feature level
+    scored = {name: _row(name, runs, ref_conf, ref_acc, retrain, sets, [m for _, m in references], ref_margins, ref_probe)
               for name, runs in entries.items()}
     rows = sorted((row for row, _ in scored.values()), key=lambda r: -r.score)
     per_example = {name: eps for name, (_, eps) in scored.items()}
@@ -185,8 +188,41 @@ def _margins(records: list[dict], name: str, sets) -> np.ndarray:
     return np.stack([margins(r[f"{name}_logits"], y) for r in records])
 
 
+def probe_confidences(records: list[dict], forget_y: np.ndarray) -> np.ndarray | None:
+    """``[N, E]`` logit-scaled confidences of the models' re-headed outputs on the forget set (NaN
+    rows for models whose re-headed logits are not finite), or None where a record predates them."""
+    if not all("forget_probe_logits" in r for r in records):
+        return None
+    return np.stack([logit_scaled_confidence(r["forget_probe_logits"], forget_y)
+                     if np.isfinite(r["forget_probe_logits"]).all() else np.full(len(forget_y), np.nan) for r in records])
+
+
+def feature_quality(runs: list[tuple[dict, ModelMeta]], ref_probe: np.ndarray | None,
+                    forget_y: np.ndarray) -> tuple[float | None, tuple[float, float] | None]:
+    """The feature-level forgetting quality of a row and its interval (docs/feature_forgetting.md).
+
+    F, computed as for the outputs, on the re-headed outputs of the row's models against the
+    references'; a diverged model (or one with non-finite features) takes the worst placement.
+    (None, None) where a record predates re-headed outputs; the interval is None below
+    MIN_INTERVAL_MODELS.
+    """
+    conf = probe_confidences([r for r, _ in runs], forget_y)
+    if conf is None or ref_probe is None:
+        return None, None
+    conf[np.array([not m.healthy for _, m in runs], dtype=bool)] = np.nan
+    if np.isnan(conf).any():
+        conf = worst_placement(conf, ref_probe)
+    quality = forgetting_quality(conf, ref_probe, mode="compat").forget_quality
+    interval = None
+    if len(runs) >= MIN_INTERVAL_MODELS:
+        fq = score_intervals(conf, ref_probe, mode="compat", n_subsamples=INTERVAL_SUBSAMPLES, seed=0).forget_quality
+        interval = (fq.low, fq.high)
+    return quality, interval
+
+
 def _row(name: str, runs: list[tuple[dict, ModelMeta]], ref_conf: np.ndarray, ref_acc: Accuracy, retrain: RetrainCost,
-         sets, ref_metas: list[ModelMeta], ref_margins: dict[str, np.ndarray]) -> tuple[LeaderboardRow, dict]:
+         sets, ref_metas: list[ModelMeta], ref_margins: dict[str, np.ndarray],
+         ref_probe: np.ndarray | None) -> tuple[LeaderboardRow, dict]:
     forget_y = sets.forget.y.cpu().numpy()
     records, metas = [r for r, _ in runs], [m for _, m in runs]
     diverged = tuple(DivergedRun(seed_index=m.k, seed=m.seed, where=m.diverged) for m in metas if not m.healthy)
@@ -220,6 +256,7 @@ def _row(name: str, runs: list[tuple[dict, ModelMeta]], ref_conf: np.ndarray, re
     kloms = {s: klom(_margins(healthy_records, s, sets), ref_margins[s]).p95 if len(healthy_records) > 1 else None
              for s in OUTPUT_SETS}
     mias = _single_model_mias(healthy_records[0], sets) if healthy_records else {"loss_mia": None, "svc_mia_efficacy": None}
+    feature_f, feature_interval = feature_quality(runs, ref_probe, forget_y)
     row = LeaderboardRow(
         method=name,
         score=final_score(compat.forget_quality, acc.retain, acc.test, ref_acc.retain, ref_acc.test),
@@ -235,6 +272,7 @@ def _row(name: str, runs: list[tuple[dict, ModelMeta]], ref_conf: np.ndarray, re
         diverged=diverged, ulira=lira.accuracy, ulira_baseline=lira.baseline, **mias,
         forget_quality_interval=fq_interval, score_interval=score_interval,
         klom_forget=kloms["forget"], klom_test=kloms["test"], klom_retain_probe=kloms["retain_probe"],
+        feature_quality=feature_f, feature_quality_interval=feature_interval,
     )
     return row, {"compat": compat.epsilons, "bounded": bounded.epsilons}
 

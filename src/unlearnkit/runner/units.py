@@ -38,11 +38,13 @@ from safetensors.torch import load as load_safetensors
 
 from unlearnkit.engine.checkpoint import checkpoint_bytes, load_checkpoint, sidecar_info
 from unlearnkit.engine.ensemble import resolve_strategy, train_seeds
+from unlearnkit.engine.features import features_and_logits
 from unlearnkit.engine.seeding import derive_seed
 from unlearnkit.engine.train import TrainResult, predict
 from unlearnkit.io import npz_bytes, provenance, write_bytes, write_json
 from unlearnkit.methods import run_method
 from unlearnkit.metrics.efficiency import measure, retrain_compute, run_conditions
+from unlearnkit.metrics.features import reheaded_logits
 from unlearnkit.metrics.utility import accuracy_of
 from unlearnkit.models import build_model
 from unlearnkit.runner.setting import Setting, resolve_setting
@@ -51,6 +53,8 @@ from unlearnkit.results.store import BenchStore, load_run, run_meta
 UnitKind = Literal["original", "references", "method", "retime", "score"]
 # Where a model's outputs are recorded: the forget set, the test set and the retain probe.
 OUTPUT_SETS = ("forget", "test", "retain_probe")
+# Where its re-headed outputs are recorded (a head fitted on its retain-probe features; the feature-level metric).
+PROBE_SETS = ("forget", "test")
 
 
 def model_seed(run_seed: int, role: str, k: int) -> int:
@@ -141,13 +145,17 @@ def unit_todo(store: BenchStore, unit: Unit) -> list[int]:
 
 
 def model_outputs(model: torch.nn.Module, setting: Setting, meta: dict[str, Any]) -> bytes:
-    """One model's record: float32 logits on the output sets, accuracies, and ``meta``, as npz bytes.
+    """One model's record: float32 logits on the output sets, re-headed logits on the forget and test
+    sets, accuracies, and ``meta``, as npz bytes.
 
     A model whose logits are not all finite is recorded as diverged (``meta["diverged"]`` says where);
-    the score counts it as the worst case instead of failing.
+    the score counts it as the worst case instead of failing, in F and in feature F alike. A model
+    whose features are not all finite has NaN re-headed logits (no head can be fitted on them).
     """
     sets = setting.sets
-    logits = {name: predict(model, getattr(sets, name), runtime=setting.runtime) for name in OUTPUT_SETS}
+    # Features and logits come from one pass; the logits are predict()'s bit for bit.
+    outputs = {name: features_and_logits(model, getattr(sets, name), runtime=setting.runtime) for name in OUTPUT_SETS}
+    logits = {name: lg for name, (_, lg) in outputs.items()}
     acc = {name: accuracy_of(lg, getattr(sets, name).y) for name, lg in logits.items()}
     for name in ("retain", "val"):
         data = getattr(sets, name)
@@ -156,7 +164,19 @@ def model_outputs(model: torch.nn.Module, setting: Setting, meta: dict[str, Any]
     if bad:
         meta = {**meta, "diverged": f"non-finite logits on {', '.join(bad)}"}
     arrays = {f"{name}_logits": lg.numpy().astype(np.float32) for name, lg in logits.items()}
+    arrays.update(_probe_logits({name: f for name, (f, _) in outputs.items()}, sets, setting.spec.num_classes))
     return npz_bytes(**arrays, meta=np.array(json.dumps({**meta, "accuracy": acc})))
+
+
+def _probe_logits(features: dict[str, torch.Tensor], sets, num_classes: int) -> dict[str, np.ndarray]:
+    """``{SET_probe_logits}`` for each of PROBE_SETS: a linear head fitted on the retain probe's
+    features (metrics.features), applied to the set's features; NaN where any feature is not finite."""
+    if all(torch.isfinite(f).all() for f in features.values()):
+        fitted = reheaded_logits(features["retain_probe"].numpy(), sets.retain_probe.y.cpu().numpy(), num_classes,
+                                 *(features[name].numpy() for name in PROBE_SETS))
+    else:
+        fitted = [np.full((len(features[name]), num_classes), np.nan, dtype=np.float32) for name in PROBE_SETS]
+    return {f"{name}_probe_logits": lg for name, lg in zip(PROBE_SETS, fitted)}
 
 
 # -- running a unit --------------------------------------------------------------------------------
