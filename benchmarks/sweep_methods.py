@@ -55,7 +55,7 @@ from rich.table import Table
 from unlearnkit.config import to_dict
 from unlearnkit.engine.checkpoint import load_checkpoint, save_checkpoint
 from unlearnkit.engine.train import predict, train_model
-from unlearnkit.methods import METHODS, method_config, run_method
+from unlearnkit.methods import method_config, run_method
 from unlearnkit.methods.defaults import E, L, describe, resolve_values
 from unlearnkit.io import provenance, write_bytes, write_json
 from unlearnkit.metrics.efficiency import measure, retrain_compute, retrain_steps

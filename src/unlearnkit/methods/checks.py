@@ -22,6 +22,7 @@ from typing import Any, Callable
 from unlearnkit.errors import InputError
 from unlearnkit.registry import Entry
 
+
 @dataclass(frozen=True)
 class Rule:
     """The range of every field whose name ``matches``: ``low <= value <= high`` (None: unbounded),
