@@ -19,9 +19,10 @@ _EXPORTS = {
     "unlearnkit.engine.train": ("TrainConfig", "default_recipe", "train_model"),
     "unlearnkit.errors": ("InputError",),
     "unlearnkit.methods": ("METHODS", "UnlearnData", "method_config", "run_method"),
+    "unlearnkit.methods.requirements": ("verdict",),
     "unlearnkit.metrics": ("final_score", "forgetting_quality", "klom", "logit_scaled_confidence", "loss_mia", "margins",
                            "score_intervals", "svc_mia", "ulira"),
-    "unlearnkit.models": ("MODELS", "ModelSpec", "build_model"),
+    "unlearnkit.models": ("MODELS", "ModelSpec", "build_model", "model_parts"),
     "unlearnkit.runner": ("Backend", "BenchJob", "SettingConfig", "Setting", "TrainJob", "UnlearnJob", "make_bench_job",
                           "make_setting_config", "resolve_setting", "run_bench", "run_train", "run_unlearn", "run_work"),
 }

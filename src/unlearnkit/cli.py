@@ -25,7 +25,10 @@ EXAMPLES = {
   unlearnkit train --dataset celeba --data-root ~/data/celeba --set dataset.label=male_gray_chubby \\
       --model resnet18 --seeds 0:4 --out runs/celeba""",
     "methods": """examples:
-  unlearnkit methods""",
+  unlearnkit methods
+  # which methods apply to your own architecture, and why the others do not
+  unlearnkit methods --model examples/architectures.py:odd_head
+  unlearnkit methods --model mypackage.nets:build --set model.width=64 --dataset fashion_mnist""",
     "unlearn": """examples:
   unlearnkit unlearn --method scrub --checkpoint runs/orig/models/seed_0000.safetensors \\
       --dataset synthetic --forget identity_skewed:0.02 --seeds 0:8 --out runs/scrub
@@ -53,10 +56,19 @@ EXAMPLES = {
   unlearnkit forget --checkpoint runs/orig/models/seed_0000.safetensors --identities 12,57 --out runs/erase
   unlearnkit forget --checkpoint resnet18.pth --dataset celeba --data-root ~/data/celeba \\
       --examples erase.txt --references 16 --budget 0.2 --out runs/erase""",
+    "prepare": """examples:
+  # 32 shadows of the built-in dataset's recipe, each without 12.5 % of the people (each person out of 4)
+  unlearnkit prepare --shadows 32 --leave-out 0.125
+  # shadows 0..7 only (one job of a job list; the pool resumes and fills in)
+  unlearnkit prepare --shadows 32 --only 0:8""",
     "metric": """examples:
   unlearnkit metric --unlearned unlearned.npy --retrained retrained.npy
   unlearnkit metric --unlearned u.npz --retrained retrain_confs.npz --retrained-key retrained_confs --mode bounded --json fq.json""",
 }
+
+
+MODEL_HELP = ("a registered model name (small_cnn, mlp, resnet18), or your own: a factory package.module:function "
+              "or path/to/file.py:function returning an nn.Module (its other parameters are --set model.NAME=VALUE)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,11 +103,14 @@ def _parser() -> argparse.ArgumentParser:
 
     q = command("train", "Train models from scratch: originals, or retrains without a forget set.")
     data_args(q, "train without this forget set (a retrain), e.g. identity_skewed:0.02; see unlearnkit.data.splits")
-    q.add_argument("--model", default="small_cnn", help="registered model name")
+    q.add_argument("--model", default="small_cnn", help=MODEL_HELP)
     q.add_argument("--strategy", default="auto", choices=["auto", "sequential", "vmap", "processes"],
                    help="how several seeds are trained (auto: vmap on CUDA, sequential on CPU)")
 
-    command("methods", "List the unlearning methods, with a line and a reference each.")
+    q = command("methods", "List the unlearning methods, with a line and a reference each; with --model, which apply to it.")
+    q.add_argument("--model", help=MODEL_HELP + "; lists whether each method applies to it and why not")
+    dataset_args(q)
+    settings_args(q)
 
     q = command("unlearn", "Run an unlearning method on a trained checkpoint, for several seeds.")
     data_args(q, "the forget set, e.g. identity_skewed:0.02, or a forget.json written by unlearnkit")
@@ -107,11 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     q = command("bench", "Benchmark methods: N seeds each against N cached retrains, scored and ranked.")
     data_args(q, "the forget set (default identity_skewed:0.02: 2%% of the people, mostly the youngest)", out_required=False)
     q.set_defaults(forget="identity_skewed:0.02", seeds="16", out="runs/bench")
-    q.add_argument("--model", default="small_cnn", help="registered model name")
+    q.add_argument("--model", default="small_cnn", help=MODEL_HELP)
     q.add_argument("--methods", help="comma-separated method names (default: scramble_relearn, the competition's top 3, salun, orthogonal_surgery, finetune)")
     q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
     q.add_argument("--no-ceiling", action="store_true", help="skip the second set of retrains that scores a perfect unlearner")
     q.add_argument("--budget", type=float, help="cap each method run at this fraction of one retrain's compute (examples passed forward and backward; e.g. 0.2)")
+    q.add_argument("--guard", nargs="?", type=float, const=0.02, metavar="TOLERANCE",
+                   help="also run every method under the utility guard (rows NAME+guard beside the unguarded ones): "
+                   "at most TOLERANCE below the original's retain and validation accuracy (default 0.02 = 2 points; docs/guard.md)")
     q.add_argument("--strategy", default="auto", choices=["auto", "sequential", "vmap", "processes"],
                    help="how a reference unit trains its models (auto: vmap on CUDA, sequential on CPU)")
     q.add_argument("--cache-dir", default="", help="where originals and references are cached (default ~/.cache/unlearnkit)")
@@ -145,11 +163,16 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--identities", metavar="ID,ID", help="forget every training image of these people (dataset ids), e.g. 12,57")
     what.add_argument("--examples", metavar="FILE", help="forget the images FILE lists: one image name (celeba, folder) or dataset index per line")
     what.add_argument("--forget", metavar="SPEC", help="forget a forget spec's examples (e.g. identity:0.02) or a forget.json")
-    q.add_argument("--model", help="a state dict's registered architecture (default: inferred from its tensors)")
+    q.add_argument("--model", help="a state dict's architecture: a registered name, or your factory package.module:function "
+                   "or path/to/file.py:function (default: inferred among the registered ones from its tensors)")
     q.add_argument("--method", help="unlearning method (default: the best on the recorded leaderboards of this dataset "
                    "and kind of forget set within --budget, or within 20%% of a retrain's compute without one)")
     q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
     q.add_argument("--budget", type=float, help="cap the method at this fraction of one retrain's compute (e.g. 0.2)")
+    q.add_argument("--guard-tolerance", type=float, default=0.02, metavar="T",
+                   help="the utility guard keeps the model within T of the original's retain and validation accuracy "
+                   "(default 0.02 = 2 points; docs/guard.md)")
+    q.add_argument("--no-guard", action="store_true", help="run the method without the utility guard")
     q.add_argument("--references", type=int, default=0, metavar="N",
                    help="score (ε, δ) against N retrains, +N for the ceiling, trained into the cache where missing (N >= 8); "
                    "without it, references already cached for this setting are used")
@@ -157,6 +180,17 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--run-seed", type=int, default=0, help="run seed (a bench's, to share its cached references)")
     q.add_argument("--out", required=True, help="output folder: model.safetensors, audit.html, audit.json")
     settings_args(q, "model.FIELD (state dicts)")
+
+    q = command("prepare", "Prepare a model for erasure once: a pool of shadows, each trained without a known share of people.")
+    dataset_args(q)
+    q.add_argument("--model", default="small_cnn", help=MODEL_HELP)
+    q.add_argument("--shadows", type=int, default=32, help="K, shadow models in the pool (default 32)")
+    q.add_argument("--leave-out", type=float, default=0.125, help="share of the people (else examples) each shadow leaves out (default 0.125)")
+    q.add_argument("--pool-seed", type=int, default=0, help="draws which people each shadow leaves out")
+    q.add_argument("--only", metavar="A:B", help="train only shadows A..B-1 (several jobs can share one pool)")
+    q.add_argument("--run-seed", type=int, default=0, help="run seed (a bench's, to match its original)")
+    q.add_argument("--cache-dir", default="", help="where the pool is kept (default ~/.cache/unlearnkit)")
+    settings_args(q)
 
     q = command("metric", "Score forgetting quality from per-example statistics of unlearned and retrained models.")
     q.add_argument("--unlearned", required=True, help=".npy or .npz array [N models, E forget examples]")
@@ -234,13 +268,34 @@ def cmd_train(args: argparse.Namespace, console: Console) -> None:
 
 def cmd_methods(args: argparse.Namespace, console: Console) -> None:
     from unlearnkit.methods import METHODS
+    from unlearnkit.methods.requirements import NEEDS
 
-    table = Table(title=f"{len(METHODS)} unlearning methods")
-    for col in ("name", "what", "reference"):
-        table.add_column(col)
-    for entry in METHODS:
-        table.add_row(entry.name, entry.summary, entry.meta.get("reference", ""))
+    if args.model is None:
+        if args.set or args.config:
+            raise InputError("--set and --config describe a model: pass it with --model")
+        table = Table(title=f"{len(METHODS)} unlearning methods")
+        for col in ("name", "what", "needs", "reference"):
+            table.add_column(col)
+        for entry in METHODS:
+            table.add_row(entry.name, entry.summary, ", ".join(entry.meta.get("needs", ())) or "any classifier",
+                          entry.meta.get("reference", ""))
+        console.print(table)
+        return
+    from unlearnkit.runner.setting import method_verdict
+
+    settings = _settings(args)
+    extra = sorted(set(settings) - {"dataset", "model"})
+    if extra:
+        raise InputError(f"{extra[0]}.* settings do not describe a model; `methods --model` takes dataset.* and model.*")
+    args.run_seed = 0
+    found = method_verdict(_setting(args, settings, forget=None))
+    table = Table(title=f"methods for {args.model} on {args.dataset}: {sum(not r for r in found.values())} of {len(found)} apply")
+    for col in ("name", "applies", "why not"):
+        table.add_column(col, overflow="fold")
+    for name, reasons in found.items():
+        table.add_row(name, "no" if reasons else "yes", "; ".join(reasons))
     console.print(table)
+    console.print("needs: " + "; ".join(f"{k}: {v.says}" for k, v in NEEDS.items()), highlight=False)
 
 
 def cmd_unlearn(args: argparse.Namespace, console: Console) -> None:
@@ -270,7 +325,9 @@ def cmd_unlearn(args: argparse.Namespace, console: Console) -> None:
 def cmd_bench(args: argparse.Namespace, console: Console) -> None:
     from unlearnkit.report import leaderboard_table, write_report
     from unlearnkit.runner.bench import Backend, run_bench
+    from unlearnkit.methods.guard import GuardConfig
     from unlearnkit.runner.jobs import DEFAULT_METHODS, make_bench_job
+    from unlearnkit.runner.setting import applicable
 
     settings = _settings(args)
     try:
@@ -281,12 +338,16 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
     options = settings.get("method", {})
     if any(not isinstance(v, dict) for v in options.values()):
         raise InputError("bench method settings are per method: --set method.NAME.FIELD=VALUE")
+    setting = _setting(args, settings, forget=args.forget)
+    methods, refused = applicable(setting, methods, given=bool(args.methods))
+    for name, reasons in refused.items():
+        console.print(f"{name} is left out: it does not apply to {setting.model} ({'; '.join(reasons)})", highlight=False)
     backend = Backend(args.backend, args.workers, args.address, args.cpus_per_unit, args.gpus_per_unit or 0.0)
     job = make_bench_job(
-        _setting(args, settings, forget=args.forget), methods=methods, method_options=options,
+        setting, methods=methods, method_options=options,
         preset=None if args.preset == "none" else args.preset, seeds=n, ceiling=not args.no_ceiling,
         budget=args.budget, threads=args.threads, block=args.block, strategy=args.strategy, out=args.out,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, guard=None if args.guard is None else GuardConfig(tolerance=args.guard),
     )
     board = run_bench(job, backend, plan=args.plan, console=console)
     if board is None:
@@ -324,6 +385,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> None:
 
 
 def cmd_forget(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.methods.guard import GuardConfig
     from unlearnkit.report.audit import write_audit
     from unlearnkit.runner.forget import make_forget_job, run_forget
 
@@ -334,13 +396,35 @@ def cmd_forget(args: argparse.Namespace, console: Console) -> None:
         forget_options=settings.get("forget"), model=args.model, model_options=settings.get("model"),
         train_options=settings.get("train"), method=args.method, method_options=settings.get("method"),
         preset=None if args.preset == "none" else args.preset, budget=args.budget, references=args.references,
-        cache_dir=args.cache_dir, run_seed=args.run_seed)
+        cache_dir=args.cache_dir, run_seed=args.run_seed,
+        guard=None if args.no_guard else GuardConfig(tolerance=args.guard_tolerance))
     outcome = run_forget(job, log=lambda text: console.print(text, highlight=False))
     if not outcome.already_done:
         audit = write_audit(job.out, outcome.audit)
         failed = len(audit["failed"])
         console.print(f"audit: {job.out}/audit.html ({len(audit['verified'])} checks passed"
                       + (f", [red]{failed} failed or not computed[/red])" if failed else ")"), highlight=False)
+
+
+def cmd_prepare(args: argparse.Namespace, console: Console) -> None:
+    from unlearnkit.results.pool import load_pool
+    from unlearnkit.runner.prepare import PoolConfig, PrepareJob, parse_range, prepare_pool
+
+    settings = _settings(args)
+    if "method" in settings or "forget" in settings:
+        raise InputError("prepare takes dataset.*, model.* and train.* settings; a pool serves every forget set")
+    pool = PoolConfig(args.shadows, args.leave_out, args.pool_seed)
+    job = PrepareJob(_setting(args, settings, forget=None), pool, parse_range(args.only, pool.shadows) if args.only else None,
+                     args.cache_dir)
+    folder = prepare_pool(job, log=lambda text: console.print(text, highlight=False))
+    try:
+        cost = load_pool(folder).cost()
+    except InputError:
+        console.print(f"[yellow]pool {folder}: part of it is trained; run the other shadows to finish it[/yellow]")
+        return
+    console.print(f"[green]pool of {cost['shadows']} shadows in {folder}[/green]: one-time compute "
+                  f"{cost['compute_ratio']:.1f} x a retrain on D; use it with --set method.shadow_matching.pool={folder}",
+                  highlight=False)
 
 
 def cmd_metric(args: argparse.Namespace, console: Console) -> None:
@@ -359,6 +443,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], None]] = {
     "methods": cmd_methods,
     "unlearn": cmd_unlearn,
     "bench": cmd_bench,
+    "prepare": cmd_prepare,
     "work": cmd_work,
     "report": cmd_report,
     "compare": cmd_compare,

@@ -33,11 +33,16 @@ class Registry(Generic[T]):
     Args:
         kind: What is registered, for messages ("method", "dataset").
         on_register: Called with each new entry as it is registered (e.g. to check its config).
+        on_missing: Called with a name that is not registered, before "unknown" is raised; it may
+            register the name (e.g. import a user's model factory named ``module:function``) and
+            return True, or return False to leave it unknown.
     """
 
-    def __init__(self, kind: str, on_register: Callable[[Entry[T]], None] | None = None):
+    def __init__(self, kind: str, on_register: Callable[[Entry[T]], None] | None = None,
+                 on_missing: Callable[[str], bool] | None = None):
         self.kind = kind
         self._on_register = on_register
+        self._on_missing = on_missing
         self._entries: dict[str, Entry[T]] = {}
 
     def register(self, name: str, *, config: type | None = None, **meta: Any) -> Callable[[T], T]:
@@ -56,6 +61,8 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry[T]:
         """The entry for ``name``; an unknown name raises InputError listing the known ones."""
+        if name not in self._entries and self._on_missing is not None and self._on_missing(name):
+            return self._entries[name]
         try:
             return self._entries[name]
         except KeyError:
@@ -74,6 +81,7 @@ class Registry(Generic[T]):
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is registered (without calling ``on_missing``)."""
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry[T]]:

@@ -21,6 +21,7 @@ from unlearnkit.results.leaderboard import (
     LeaderboardRow,
     OriginalModel,
     RetrainCost,
+    RowGuard,
     read_leaderboard,
     write_leaderboard,
 )
@@ -136,7 +137,7 @@ def test_a_model_record_without_a_required_field_is_named():
 # -- docs/results.md, field by field -------------------------------------------------------------------
 
 # The heading of each dataclass's table in docs/results.md.
-DOCUMENTED = (Leaderboard, RetrainCost, OriginalModel, LeaderboardRow, Accuracy, DivergedRun, ModelMeta)
+DOCUMENTED = (Leaderboard, RetrainCost, OriginalModel, LeaderboardRow, RowGuard, Accuracy, DivergedRun, ModelMeta)
 
 
 def documented_fields(doc: str, cls: type) -> set[str]:

@@ -145,6 +145,12 @@ def test_references_give_the_eps_delta_score_and_are_reused_from_the_cache(cheap
     assert checks["eps_delta"]["passed"] is not None and checks["eps_delta"]["n"] == 8
     eps_words = [t for t in first["verified"] + first["failed"] if "(ε, δ) forgetting quality" in t]
     assert len(eps_words) == 1 and (eps_words[0] in first["verified"]) is checks["eps_delta"]["passed"]
+    # Feature F beside F: the same score on a head fitted to each model's features (docs/feature_forgetting.md).
+    feature = checks["feature_forgetting"]
+    assert feature["method"] == pytest.approx(q["method"]["feature_quality"]) and 0 <= feature["method"] <= 1
+    assert feature["ceiling"] == pytest.approx(q["ceiling"]["feature_quality"])
+    feature_words = [t for t in first["verified"] + first["failed"] if "feature F =" in t]
+    assert len(feature_words) == 1 and (feature_words[0] in first["verified"]) is feature["passed"]
     assert first["per_identity"] and all(p["mean_epsilon"] is not None for p in first["per_identity"])
     # With references, the forget-set target is theirs, not the test split's.
     assert first["targets"]["accuracy"] == pytest.approx(q["retrain_accuracy"]["forget"])

@@ -112,7 +112,9 @@ def infer_architecture(state: dict[str, torch.Tensor], ds: ImageDataset, *, mode
         InputError: no architecture matches; where one has the same tensors but another class count,
             input channels or input size, says which.
     """
-    names = [model] if model else sorted(MODELS.names(), key=lambda n: MODELS.entry(n).meta.get("test", False))
+    # Without a name, the architectures the package registers (a factory named earlier in this process is not guessed).
+    names = [model] if model else sorted((n for n in MODELS.names() if not MODELS.entry(n).meta.get("external")),
+                                         key=lambda n: MODELS.entry(n).meta.get("test", False))
     near: list[tuple[int, str]] = []
     c, size = ds.image_shape[0], ds.image_shape[1]
     for name in names:
@@ -129,7 +131,7 @@ def infer_architecture(state: dict[str, torch.Tensor], ds: ImageDataset, *, mode
                 near.append((wrong, problem))
     if near:
         raise InputError(f"{where}: {min(near)[1]}")
-    asked = f"model {model}" if model else f"any registered architecture ({', '.join(MODELS.names())})"
+    asked = f"model {model}" if model else f"any registered architecture ({', '.join(names)})"
     raise InputError(f"{where} does not match {asked}: it holds tensors {first_items(list(state))}. "
                      "Name the architecture with --model NAME and its settings with --set model.FIELD=VALUE")
 
@@ -158,7 +160,7 @@ def mismatch(state: dict[str, torch.Tensor], probe: torch.nn.Module, spec: Model
     wrong = [k for k in want if want[k] != have[k]]
     if not wrong:
         return None
-    parts = model_parts(probe)
+    parts = model_parts(probe, spec)
     names = {id(p): n for n, p in probe.named_parameters()}
     head = {names[id(p)] for p in parts.classifier.parameters()}
     stem = {names[id(p)] for p in parts.stem.parameters()}

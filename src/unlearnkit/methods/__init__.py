@@ -1,6 +1,6 @@
 """Unlearning algorithms, one module each, registered in METHODS by their own decorator.
 
-Every module in this package other than ``base``, ``checks`` and ``common`` is imported here, so adding a method
+Every module in this package other than ``base``, ``checks``, ``common`` and ``requirements`` is imported here, so adding a method
 is adding one file: its name lives only in its ``@METHODS.register`` line.
 """
 
@@ -17,5 +17,5 @@ from unlearnkit.methods.base import (
 )
 
 for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    if _module.name not in ("base", "checks", "common"):
+    if _module.name not in ("base", "checks", "common", "requirements"):
         importlib.import_module(f"{__name__}.{_module.name}")

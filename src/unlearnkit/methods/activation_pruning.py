@@ -12,6 +12,7 @@ from torch import nn
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import cosine, steps_per_epoch
+from unlearnkit.models.base import ModelSpec, model_parts
 from unlearnkit.models.mlp import MLP
 from unlearnkit.models.resnet import ResNet18
 from unlearnkit.models.small_cnn import SmallCNN
@@ -73,7 +74,7 @@ class Site:
                 layer.weight[:, pruned] = 0
 
 
-def masking_sites(model: nn.Module) -> list[Site]:
+def masking_sites(model: nn.Module, spec: ModelSpec | None = None) -> list[Site]:
     """The ReLU activations of ``model`` whose channels can be masked and then baked into the weights.
 
     small_cnn: every conv-BN-ReLU (baked into the BN). mlp: every Linear-ReLU (baked into the
@@ -81,7 +82,9 @@ def masking_sites(model: nn.Module) -> list[Site]:
     and each stage's output (the last block's post-addition ReLU), baked into the layers that read
     it: the next stage's first conv and shortcut conv, or the classifier. The first block's output
     in a stage is not masked: it also flows unchanged through the second block's identity
-    shortcut, so no weight could zero it exactly.
+    shortcut, so no weight could zero it exactly. Any other model (given its ``spec``): every batch
+    norm or Linear (not the classifier) whose output goes straight into an ``nn.ReLU`` or
+    ``nn.ReLU6`` module (``traced_sites``).
     """
     if isinstance(model, SmallCNN):
         stages = (model.stage1, model.stage2, model.stage3)
@@ -102,7 +105,53 @@ def masking_sites(model: nn.Module) -> list[Site]:
                 readers = (model.fc,)
             sites.append(Site(stage[-1], i, False, readers))
         return sites
-    raise InputError(f"activation_pruning knows the ReLUs of small_cnn, resnet18 and mlp models, not of {type(model).__name__}")
+    if spec is not None and not hasattr(model, "parts"):
+        sites = traced_sites(model, spec)
+        if sites:
+            return sites
+    raise InputError(f"{type(model).__name__} has no batch norm or Linear layer whose output goes straight into an "
+                     "nn.ReLU or nn.ReLU6 module (a functional relu cannot be seen)")
+
+
+_RELUS = (nn.ReLU, nn.ReLU6)
+_MASKABLE = (nn.modules.batchnorm._BatchNorm, nn.Linear)
+
+
+@torch.no_grad()
+def traced_sites(model: nn.Module, spec: ModelSpec) -> list[Site]:
+    """The batch norms and Linears (not the head) whose output a ReLU module takes as it is, from one forward pass.
+
+    Each is a site whose mask is baked into its own output channels (``before_relu``); its stage
+    is the index of the stage holding it (``model_parts``), the first stage counted as the stem (-1).
+    """
+    parts = model_parts(model, spec)
+    outputs: dict[int, nn.Module] = {}
+    found: list[nn.Module] = []
+
+    def after(module: nn.Module, _args, output) -> None:
+        if isinstance(output, torch.Tensor) and module is not parts.classifier:
+            outputs[id(output)] = module
+
+    def before(_module: nn.Module, args) -> None:
+        source = outputs.get(id(args[0])) if args and isinstance(args[0], torch.Tensor) else None
+        if source is not None and source not in found:
+            found.append(source)
+
+    handles = [m.register_forward_hook(after) for m in model.modules() if isinstance(m, _MASKABLE)]
+    handles += [m.register_forward_pre_hook(before) for m in model.modules() if isinstance(m, _RELUS)]
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(2, spec.in_channels, spec.image_size, spec.image_size, device=next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    def stage(m: nn.Module) -> int:
+        return next(i for i, b in enumerate(parts.blocks) if any(x is m for x in b.modules())) - 1
+
+    return [Site(m, stage(m), True, (m,)) for m in found]
 
 
 def stage_quantile(stage: int, stages: int, cfg: ActivationPruningConfig) -> float:
@@ -157,6 +206,7 @@ def pruning_schedule(retain_batches: int, forget_batches: int) -> list[bool]:
     "activation_pruning",
     config=ActivationPruningConfig,
     reference="Akbari, Morshed & Gaudi 2023, github.com/sachit3022/unlearning, unl_algorithms/pruning/",
+    needs=("relu_sites",),
     tiny={"epochs": 3, "batch_size": 16},
 )
 def activation_pruning(model: nn.Module, data: UnlearnData, cfg: ActivationPruningConfig, *, seed: int) -> nn.Module:
@@ -221,7 +271,7 @@ def activation_pruning(model: nn.Module, data: UnlearnData, cfg: ActivationPruni
         ``trainer.py``, ``pipeline.py``).
     """
     student = clone(model)
-    sites = masking_sites(student)
+    sites = masking_sites(student, data.spec)
     stages = 1 + max(site.stage for site in sites)
     quantiles = [stage_quantile(site.stage, stages, cfg) for site in sites]
     pruning = {"on": False}

@@ -21,6 +21,8 @@ from unlearnkit.engine.tensors import TensorSet, class_weights
 from unlearnkit.engine.train import Runtime, TrainConfig
 from unlearnkit.errors import InputError
 from unlearnkit.methods.checks import guard_config
+from unlearnkit.methods.requirements import require_applicable
+from unlearnkit.methods.guard import GuardConfig, GuardOutcome, run_guarded
 from unlearnkit.metrics.efficiency import Cost, measure
 from unlearnkit.models import ModelSpec
 from unlearnkit.registry import Registry
@@ -83,6 +85,7 @@ class UnlearnResult:
     config: dict[str, Any]
     cost: Cost = field(default_factory=Cost)
     stopped_by_budget: bool = False
+    guard: GuardOutcome | None = None
 
 
 # The model a method is training: set by clone(), read when a budget stops the method early.
@@ -95,7 +98,8 @@ def method_config(name: str, overrides: dict[str, Any] | None = None):
 
 
 def run_method(
-    name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, *, seed: int, max_compute: float | None = None
+    name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, *, seed: int, max_compute: float | None = None,
+    guard: GuardConfig | None = None,
 ) -> UnlearnResult:
     """Run method ``name`` on a copy of ``model`` and measure its cost.
 
@@ -113,20 +117,28 @@ def run_method(
             sizes its phases to it; one that would still pass it is stopped before the model
             call or optimizer step that would, and its model is returned as it is then (what a
             competition entry over the time limit would have had to submit).
+        guard: Hold the model to this utility guard (methods.guard, docs/guard.md; None: no guard).
+            Its probe evaluations are counted in the run's compute and under ``max_compute``; its
+            outcome is the result's ``guard``.
     """
     entry = METHODS.entry(name)
     cfg = cfg if cfg is not None else entry.config()
     if not isinstance(cfg, entry.config):
         raise InputError(f"method {name} expects a {entry.config.__name__}, got {type(cfg).__name__}")
     fn: Callable[..., nn.Module] = entry.obj
+    require_applicable(name, model, data.spec)
     devices = [data.runtime.device] if data.runtime.device.type == "cuda" else []
-    stopped = False
+    stopped, outcome = False, None
     token = _STUDENT.set(None)
     try:
         with torch.random.fork_rng(devices=devices), measure(data.runtime.device, max_compute=max_compute) as cost:
             torch.manual_seed(derive_seed(seed, name, "global"))
             try:
-                out = fn(model, data, cfg, seed=seed)
+                if guard is None:
+                    out = fn(model, data, cfg, seed=seed)
+                else:
+                    out, outcome, stopped = run_guarded(lambda: fn(model, data, cfg, seed=seed), model, data, guard,
+                                                        seed=seed, stopped=_STUDENT.get)
             except BudgetSpent:
                 out, stopped = _STUDENT.get(), True
                 if out is None:
@@ -135,7 +147,8 @@ def run_method(
     finally:
         _STUDENT.reset(token)
     out.eval()
-    return UnlearnResult(model=out, method=name, seed=seed, config=to_dict(cfg), cost=cost, stopped_by_budget=stopped)
+    return UnlearnResult(model=out, method=name, seed=seed, config=to_dict(cfg), cost=cost, stopped_by_budget=stopped,
+                         guard=outcome)
 
 
 def clone(model: nn.Module) -> nn.Module:

@@ -11,7 +11,7 @@ from torch import nn
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import freeze_norm_statistics
-from unlearnkit.models.base import model_parts
+from unlearnkit.models.base import ModelSpec, model_parts
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,13 @@ class CFkConfig:
     batch_size: int = 64
 
 
-def last_stages(model: nn.Module, k: int) -> tuple[nn.Module, ...]:
+def last_stages(model: nn.Module, k: int, spec: ModelSpec | None = None) -> tuple[nn.Module, ...]:
     """The last ``k`` trunk stages of ``model`` followed by its classifier head.
 
-    ``model_parts(model).blocks`` lists the trunk's stages and ends with the classifier, so this is
-    its last ``k + 1`` entries: k = 1 is the last stage and the head.
+    ``model_parts(model, spec).blocks`` lists the trunk's stages and ends with the classifier, so
+    this is its last ``k + 1`` entries: k = 1 is the last stage and the head.
     """
-    blocks = model_parts(model).blocks
+    blocks = model_parts(model, spec).blocks
     stages = len(blocks) - 1
     if not 1 <= k <= stages:
         raise InputError(f"k must be between 1 and {stages} (the number of trunk stages of this model), got {k}")
@@ -80,6 +80,7 @@ def train_last_blocks(
     "cf_k",
     config=CFkConfig,
     reference="Goel et al. 2022; SCRUB's code (k 1 = last stage and head, SGD lr 0.01, 10 epochs)",
+    needs=("stages",),
     tiny={"epochs": 1},
 )
 def cf_k(model: nn.Module, data: UnlearnData, cfg: CFkConfig, *, seed: int) -> nn.Module:
@@ -130,6 +131,6 @@ def cf_k(model: nn.Module, data: UnlearnData, cfg: CFkConfig, *, seed: int) -> n
         NeurIPS 2023 (code: github.com/meghdadk/SCRUB).
     """
     student = clone(model)
-    blocks = (model_parts(student).classifier,) if cfg.head_only else last_stages(student, cfg.k)
+    blocks = (model_parts(student, data.spec).classifier,) if cfg.head_only else last_stages(student, cfg.k, data.spec)
     train_last_blocks(student, blocks, data, cfg, seed=seed)
     return student

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from unlearnkit.errors import InputError
+from unlearnkit.methods.requirements import check_needs
 from unlearnkit.registry import Entry
 
 
@@ -88,6 +89,7 @@ def guard_config(entry: Entry) -> None:
     however it is built: ``SeifConfig(lr=-1)``, ``from_dict``, ``dataclasses.replace``. The config's
     own ``__post_init__`` runs first, inside the dataclass ``__init__``.
     """
+    check_needs(tuple(entry.meta.get("needs", ())))
     cls = entry.config
     if cls is None:
         return

@@ -12,6 +12,7 @@ from torch import nn
 
 from unlearnkit.engine.tensors import TensorSet
 from unlearnkit.methods.base import UnlearnData, generator
+from unlearnkit.methods.guard import guard_point
 from unlearnkit.models import ModelSpec
 from unlearnkit.models.base import model_parts
 
@@ -35,7 +36,7 @@ def spatial_kernels(model: nn.Module, spec: ModelSpec, min_size: int = 1) -> lis
     if convs:
         return [(m.weight, tuple(m.weight.shape)) for m in convs
                 if m.weight.shape[-1] == m.weight.shape[-2] >= min_size]
-    stem = model_parts(model).stem
+    stem = model_parts(model, spec).stem
     c, s = spec.in_channels, spec.image_size
     if isinstance(stem, nn.Linear) and stem.in_features == c * s * s:
         return [(stem.weight, (-1, c, s, s))]
@@ -67,6 +68,8 @@ def cross_entropy_epoch(
         extra_loss: Added to the loss, called as ``extra_loss(model, x, y, logits)``.
         before_step: Called after backward and before the optimizer step (e.g. to mask gradients).
         tag: Names this phase, so that two phases of one method draw different batch orders.
+
+    The epoch's end is a check point of the utility guard (methods.guard.guard_point).
     """
     model.train()
     for x, y in data.batches(which, batch_size, generator(seed, tag, epoch)):
@@ -82,6 +85,7 @@ def cross_entropy_epoch(
         opt.step()
         if scheduler is not None:
             scheduler.step()
+    guard_point(model)
 
 
 def cycled(data: UnlearnData, which: TensorSet, batch_size: int, seed: int, *purpose: str | int) -> Iterator:

@@ -25,6 +25,7 @@ class EUkConfig:
     "eu_k",
     config=EUkConfig,
     reference="Goel et al. 2022; SCRUB's code (k 1 = last stage and head, SGD lr 0.01, 10 epochs)",
+    needs=("stages",),
     tiny={"epochs": 1},
 )
 def eu_k(model: nn.Module, data: UnlearnData, cfg: EUkConfig, *, seed: int) -> nn.Module:
@@ -67,7 +68,7 @@ def eu_k(model: nn.Module, data: UnlearnData, cfg: EUkConfig, *, seed: int) -> n
         NeurIPS 2023 (code: github.com/meghdadk/SCRUB).
     """
     student = clone(model)
-    blocks = last_stages(student, cfg.k)
+    blocks = last_stages(student, cfg.k, data.spec)
     reinit = generator(seed, "reinit")
     for block in blocks:
         reset_parameters(block, reinit)

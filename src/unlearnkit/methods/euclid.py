@@ -45,6 +45,7 @@ def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     "euclid",
     config=EuclidConfig,
     reference="Euclid, 6th place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
+    needs=("head",),
     tiny={"distill_epochs": 1, "retain_epochs": 1},
 )
 def euclid(model: nn.Module, data: UnlearnData, cfg: EuclidConfig, *, seed: int) -> nn.Module:
@@ -99,7 +100,7 @@ def euclid(model: nn.Module, data: UnlearnData, cfg: EuclidConfig, *, seed: int)
     """
     student = clone(model)
     teacher = frozen_copy(model)
-    parts = model_parts(student)
+    parts = model_parts(student, data.spec)
     reset_gen = generator(seed, "reset")
     reset_parameters(parts.stem, reset_gen)
     reset_parameters(parts.classifier, reset_gen)

@@ -57,7 +57,7 @@ def features_and_logits(model: nn.Module, data: UnlearnData, which: TensorSet) -
     def grab(_module, args, _out) -> None:
         captured.append(args[0].detach().float().cpu())
 
-    hook = model_parts(model).classifier.register_forward_hook(grab)
+    hook = model_parts(model, data.spec).classifier.register_forward_hook(grab)
     try:
         logits = predict(model, which, runtime=data.runtime)
     finally:
@@ -120,6 +120,7 @@ def shrink_perturb(student: nn.Module, p: float, seed: int) -> None:
     config=HeldoutMatchingConfig,
     strong=True,
     reference="unlearnkit (2026), docs/heldout_matching.md",
+    needs=("head",),
     tiny={"budget": 0.5},
 )
 def heldout_matching(model: nn.Module, data: UnlearnData, cfg: HeldoutMatchingConfig, *, seed: int) -> nn.Module:
@@ -169,7 +170,7 @@ def heldout_matching(model: nn.Module, data: UnlearnData, cfg: HeldoutMatchingCo
         shrink_perturb(student, cfg.perturb, seed)
     trained = student
     if cfg.reset > 0:
-        suffix = last_stages(student, cfg.reset)
+        suffix = last_stages(student, cfg.reset, data.spec)
         for block in suffix:
             reset_parameters(block, generator(seed, "reset"))
         for p in student.parameters():

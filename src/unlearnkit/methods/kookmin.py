@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.errors import InputError
-from unlearnkit.models.base import model_parts
+from unlearnkit.models.base import ModelSpec, model_parts
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import cross_entropy_epoch, sgd
 
@@ -29,12 +29,12 @@ class KookminConfig:
             raise InputError(f"method.kookmin.epochs must be at least 1, got {self.epochs}")
 
 
-def target_layers(model: nn.Module) -> list[nn.Module]:
+def target_layers(model: nn.Module, spec: ModelSpec | None = None) -> list[nn.Module]:
     """Every Conv2d; for a model without convs (an MLP), every Linear layer but the classifier."""
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if convs:
         return convs
-    classifier = model_parts(model).classifier
+    classifier = model_parts(model, spec).classifier
     return [m for m in model.modules() if isinstance(m, nn.Linear) and m is not classifier]
 
 
@@ -69,7 +69,7 @@ def reinit_low_saliency(
     model: nn.Module, data: UnlearnData, cfg: KookminConfig, *, seed: int
 ) -> list[tuple[nn.Parameter, torch.Tensor]]:
     """Re-draw the smallest-|grad| weights of every target layer in place; (weight, mask) per layer."""
-    weights = [m.weight for m in target_layers(model)]
+    weights = [m.weight for m in target_layers(model, data.spec)]
     was_training = model.training
     model.eval()
     grads = snip_gradients(model, data, weights, batch_size=cfg.batch_size, seed=seed)

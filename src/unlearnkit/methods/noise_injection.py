@@ -46,6 +46,7 @@ def tensor_pool(model: nn.Module) -> list[nn.Parameter]:
     "noise_injection",
     config=NoiseInjectionConfig,
     reference="7th place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
+    needs=("head",),
     tiny={"noise_epochs": 1, "fine_lrs": (2e-4,)},
 )
 def noise_injection(model: nn.Module, data: UnlearnData, cfg: NoiseInjectionConfig, *, seed: int) -> nn.Module:
@@ -100,7 +101,7 @@ def noise_injection(model: nn.Module, data: UnlearnData, cfg: NoiseInjectionConf
         unlearning competition, arXiv:2406.09073, 2024.
     """
     student = clone(model)
-    reset_parameters(model_parts(student).classifier, generator(seed, "reset"))
+    reset_parameters(model_parts(student, data.spec).classifier, generator(seed, "reset"))
     pool = tensor_pool(student)
     norms = norm_parameters(student)
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import frozen_copy, sgd, steps_per_epoch
+from unlearnkit.methods.guard import guard_point
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def oleszko(model: nn.Module, data: UnlearnData, cfg: OleszkoConfig, *, seed: in
             opt.step()
             step += 1
         epoch += 1
+        guard_point(student)
 
     if cfg.fp16_round_trip:
         student.half().float()

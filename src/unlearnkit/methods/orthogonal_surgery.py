@@ -10,6 +10,7 @@ from torch import nn
 
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
+from unlearnkit.methods.guard import guard_point
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def orthogonal_surgery(model: nn.Module, data: UnlearnData, cfg: OrthogonalSurge
             opt.zero_grad(set_to_none=True)
             set_flat_grad(student, orthogonal_ascent(g_f, g_r))
             opt.step()
+    guard_point(student)
 
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, cfg.lr_decay)
@@ -150,4 +152,5 @@ def orthogonal_surgery(model: nn.Module, data: UnlearnData, cfg: OrthogonalSurge
             loss.backward()
             opt.step()
         sched.step()
+        guard_point(student)
     return student

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnkit.methods.base import METHODS, UnlearnData, clone
+from unlearnkit.methods.guard import guard_point
 from unlearnkit.methods.random_label import random_label_epoch
 
 
@@ -107,4 +108,5 @@ def salun(model: nn.Module, data: UnlearnData, cfg: SalUnConfig, *, seed: int) -
             after_step=restore_masked,
             track_forget_norm_stats=cfg.track_forget_norm_stats,
         )
+        guard_point(student)
     return student

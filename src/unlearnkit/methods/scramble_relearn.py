@@ -130,6 +130,7 @@ def temperature_to_match(logits: torch.Tensor, y: torch.Tensor, goal: float) -> 
     # Not ``strong``: it moves S towards a retrain's, but loses up to 10 points of retain accuracy
     # (its utility floor) where the behaviour test allows 5 (docs/scramble_relearn.md).
     reference="unlearnkit (2026), docs/scramble_relearn.md",
+    needs=("square_kernels", "head"),
     tiny={"budget": 0.5},
 )
 def scramble_relearn(model: nn.Module, data: UnlearnData, cfg: ScrambleRelearnConfig, *, seed: int) -> nn.Module:
@@ -284,7 +285,7 @@ def calibrate(student: nn.Module, original: nn.Module, data: UnlearnData, kept: 
     goal = float(mean_confidence(predict(original, data.val, runtime=data.runtime, batch_size=batch).float().cpu()[on_kept],
                                  vy[on_kept]))
     t = temperature_to_match(val_logits[on_kept], vy[on_kept], goal)
-    head = model_parts(student).classifier
+    head = model_parts(student, data.spec).classifier
     with torch.no_grad():
         head.weight.div_(t)
         if head.bias is not None:

@@ -11,6 +11,7 @@ from torch import nn
 from unlearnkit.models.base import model_parts
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import sgd
+from unlearnkit.methods.guard import guard_point
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ def add_noise(weight: torch.Tensor, std: float, gen: torch.Generator) -> None:
     config=SeifConfig,
     # not strong under its auto defaults: tests/methods/test_behaviour.py measured less than a quarter of the gap closed
     reference="Seif, 3rd place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
+    needs=("head",),
     tiny={"epochs": 2},
 )
 def seif(model: nn.Module, data: UnlearnData, cfg: SeifConfig, *, seed: int) -> nn.Module:
@@ -107,7 +109,7 @@ def seif(model: nn.Module, data: UnlearnData, cfg: SeifConfig, *, seed: int) -> 
         unlearning competition, arXiv:2406.09073, 2024.
     """
     student = clone(model)
-    stem = model_parts(student).stem
+    stem = model_parts(student, data.spec).stem
     add_noise(stem.weight, cfg.first_noise_std, generator(seed, "noise", "first"))
 
     weight = torch.full((data.num_classes,), cfg.other_class_weight)
@@ -127,4 +129,5 @@ def seif(model: nn.Module, data: UnlearnData, cfg: SeifConfig, *, seed: int) -> 
             loss.backward()
             opt.step()
         sched.step()
+        guard_point(student)
     return student

@@ -53,6 +53,7 @@ def transpose_kernels(model: nn.Module, spec: ModelSpec) -> int:
     config=TransposedConfig,
     strong=True,  # moves forget accuracy towards retrain's on synthetic (tests/methods/test_behaviour.py)
     reference="5th place, NeurIPS 2023 Machine Unlearning competition, the transposed half of its ensemble (Triantafillou et al. 2024)",
+    needs=("square_kernels",),
     tiny={"epochs": 1},
 )
 def transposed(model: nn.Module, data: UnlearnData, cfg: TransposedConfig, *, seed: int) -> nn.Module:

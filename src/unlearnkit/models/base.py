@@ -10,7 +10,17 @@ from torch import nn
 from unlearnkit.errors import InputError
 from unlearnkit.registry import Registry
 
-MODELS: Registry = Registry("model")
+
+
+def _register_external(name: str) -> bool:
+    from unlearnkit.models.external import register_factory
+
+    return register_factory(name)
+
+
+# A name of the form ``module:function`` or ``file.py:function`` registers a user's factory on first
+# use (models/external.py).
+MODELS: Registry = Registry("model", on_missing=_register_external)
 
 
 @dataclass(frozen=True)
@@ -59,12 +69,26 @@ def build_model(spec: ModelSpec) -> nn.Module:
     return MODELS.get(spec.name)(spec.num_classes, spec.in_channels, spec.image_size, spec.config)
 
 
-def model_parts(model: nn.Module) -> ModelParts:
-    """The stem, classifier and blocks of any registered model."""
+def model_parts(model: nn.Module, spec: ModelSpec | None = None) -> ModelParts:
+    """The stem, classifier and blocks of ``model``.
+
+    A model that declares them (a ``parts()`` method, as the registered ones do) is asked; any other
+    is traced once on a blank input of ``spec``'s shape and its parts found from what its forward
+    pass calls (``models.parts.discover_parts``).
+
+    Raises:
+        InputError: the model declares no parts and ``spec`` is None, or a part cannot be found
+            (the message says which and why).
+    """
     parts = getattr(model, "parts", None)
-    if parts is None:
-        raise InputError(f"{type(model).__name__} does not declare its parts; register it via unlearnkit.models")
-    return parts()
+    if callable(parts):
+        return parts()
+    if spec is None:
+        raise InputError(f"{type(model).__name__} does not declare its parts (a parts() method); "
+                         "pass the model's spec so that they can be found from its forward pass")
+    from unlearnkit.models.parts import discover_parts
+
+    return discover_parts(model, spec)
 
 
 def norm_parameters(model: nn.Module) -> list[nn.Parameter]:

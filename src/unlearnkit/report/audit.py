@@ -84,6 +84,8 @@ def _check_text(c: dict[str, Any], audit: dict[str, Any]) -> str:
             return f"The model still works: accuracy on {what} went from {_pct(c['before'])} to {_pct(c['after'])}."
         return (f"FAILED: the model lost accuracy it should keep, on {what}: {_pct(c['before'])} before, "
                 f"{_pct(c['after'])} after. A smaller learning rate or budget, or another --method, may keep more.")
+    if t == "utility_guard":
+        return _guard_text(c)
     if t == "loss_mia":
         if ok is None:
             return f"A loss-based membership attack could not run: {c['why_not']}."
@@ -105,6 +107,15 @@ def _check_text(c: dict[str, Any], audit: dict[str, Any]) -> str:
         text = (f"against {c['n']} models retrained without these images, the method's (ε, δ) forgetting quality is "
                 f"F = {c['method']:.3f}, where another {c['n']} retrains (a perfect erasure) score {c['ceiling']:.3f}")
         return (text[0].upper() + text[1:] + ".") if ok else             f"FAILED: {text}; below {c['share']:.0%} of a perfect erasure's, the model stays distinguishable from a retrain."
+    if t == "feature_forgetting":
+        if ok is None:
+            return f"Whether the erased images can still be recognised from the model's features was not measured: {c['why_not']}."
+        text = (f"on a fresh linear head fitted to the model's own penultimate features, the same (ε, δ) comparison "
+                f"with {c['n']} retrains gives feature F = {c['method']:.3f}, where retrains score {c['ceiling']:.3f}")
+        return ((text[0].upper() + text[1:] + ": the erased images are no easier to recognise from its features than "
+                 "from a retrain's.") if ok else
+                f"FAILED: {text}; below {c['share']:.0%} of a retrain's, the erased images are still recognisable from "
+                "the features (what a new head trained on them would read).")
     if t == "cost":
         if ok is None:
             return "The erasure's cost against a retrain could not be measured."
@@ -117,6 +128,23 @@ def _check_text(c: dict[str, Any], audit: dict[str, Any]) -> str:
         return (f"{head}The erasure used {_pct(c['ratio'])} of one retrain's {c['unit']}, "
                 + ("within" if ok else "over") + f" the limit of {c['limit']:.0%}{time}.")
     return f"{t}: {'passed' if ok else 'failed' if ok is False else 'not computed'}."
+
+
+def _guard_text(c: dict[str, Any]) -> str:
+    """The utility guard's verdict (methods.guard.GuardOutcome's fields) in words."""
+    tol = f"{100 * c['tolerance']:g} points"
+    val = ("" if c.get("val") is None else
+           f" and {_pct(c['val'])} on validation images (original {_pct(c['original_val'])})")
+    how = ("the method's own result" if c["chosen"] == "final" else
+           f"the method's state at check point {c['chosen_point']} of {c['points']}" if c["chosen"] == "point" else
+           f"the method's result blended back towards the original, keeping {c['blend']:.0%} of its change")
+    cost = f"the guard's checks cost {c['compute']:.0f} example passes, counted in the erasure's cost"
+    if c["passed"]:
+        return (f"The utility guard kept the model within {tol} of the original: {_pct(c['retain'])} on a sample of the "
+                f"kept training images (original {_pct(c['original_retain'])}){val}; the delivered model is {how}; {cost}.")
+    return (f"FAILED: the utility guard found no state within {tol} of the original; the delivered model ({how}) scores "
+            f"{_pct(c['retain'])} on a sample of the kept training images (original {_pct(c['original_retain'])}){val}; "
+            f"{cost}. A smaller learning rate, a larger --guard-tolerance, or another --method may keep more.")
 
 
 def _conditions(conditions: dict[str, Any] | None) -> str:
@@ -247,13 +275,17 @@ def render_audit_html(audit: dict[str, Any]) -> str:
     out.append("<h2>(ε, δ) forgetting quality</h2>")
     if q["verified"]:
         rows = [[f"<td>{_e(name)}</td>", _td(r["forget_quality"]), _td(r["forget_quality_bounded"]), _td(r["score"]),
-                 _td(r["accuracy"]["forget"], True), _td(r["accuracy"]["retain"], True), _td(r["accuracy"]["test"], True)]
+                 _td(r.get("feature_quality")), _td(r["accuracy"]["forget"], True), _td(r["accuracy"]["retain"], True),
+                 _td(r["accuracy"]["test"], True)]
                 for name, r in ((meth["name"], q["method"]), ("retrain (ceiling)", q["ceiling"]))]
         out.append(f"<p>{q['n']} runs of the method against {q['n']} models retrained from scratch without the forgotten "
                    f"images (δ = {q['delta']:g}); the ceiling is {q['n']} more retrains scored the same way, the best "
                    "any unlearner can do at this N. References: "
                    f"<code>{_e(q['references_cache'])}</code> ({q['references_trained_now']} trained by this run).</p>")
-        out.append(_table(["", "F", "F bounded", "score", "forget acc", "retain acc", "test acc"], rows))
+        out.append(_table(["", "F", "F bounded", "score", "feature F", "forget acc", "retain acc", "test acc"], rows))
+        out.append("<p>Feature F: the same score on the outputs of a fresh linear head fitted to each model's own "
+                   "penultimate features (docs/feature_forgetting.md): whether the forgotten images can still be "
+                   "recognised from what the model computes, not only from what it predicts.</p>")
     else:
         out.append(f"<p>Not computed: {_e(q['why_not'])}.</p>")
 
@@ -274,6 +306,10 @@ def render_audit_html(audit: dict[str, Any]) -> str:
                   if meth["budget"] else ", no budget")
                + (", <b>stopped by the budget</b>" if meth["stopped_by_budget"] else "") + ".</p>")
     out.append(f"<pre><code>{_e(json.dumps(meth['config'], indent=2, sort_keys=True))}</code></pre>")
+    guard = audit.get("guard")
+    out.append("<h2>Utility guard</h2>")
+    out.append(f"<p>{_e(_guard_text(guard))}</p>" if guard is not None
+               else "<p>Off (--no-guard): the method's model is delivered as it is, whatever accuracy it kept.</p>")
 
     out.append("<h2>Setting and provenance</h2>")
     prov = audit["provenance"]

@@ -14,7 +14,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from unlearnkit.results.leaderboard import CEILING, Leaderboard, LeaderboardRow
+from unlearnkit.results.leaderboard import CEILING, GUARDED, Leaderboard, LeaderboardRow
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,17 @@ def _interval(row: LeaderboardRow) -> str:
     return "-" if row.score_interval is None else "[{:.3f}, {:.3f}]".format(*row.score_interval)
 
 
+def _guard(row: LeaderboardRow) -> str:
+    """A guarded row's verdict: runs within the tolerance of the original ("8/8 within 2 pts"), or "-"."""
+    g = row.guard
+    if g is None:
+        return "-"
+    verdict = "" if g.passed == g.runs else "FAIL: "
+    return f"{verdict}{g.passed}/{g.runs} within {100 * g.tolerance:g} pts"
+
+
 METHOD = Column("method", _method)
+GUARD = Column("guard", _guard, lambda r: r.guard and r.guard.passed / max(r.guard.runs, 1))
 COMPUTE = Column("compute x retrain", _ratio(lambda r: r.compute_ratio, "compute"), lambda r: r.compute_ratio)
 TIME = Column("time x retrain", _ratio(lambda r: r.time_ratio, "time"), lambda r: r.time_ratio)
 
@@ -79,6 +89,7 @@ COLUMNS: tuple[Column, ...] = (
     TIME,
     number("test acc", lambda r: r.accuracy.test),
     number("retain acc", lambda r: r.accuracy.retain),
+    GUARD,
     Column("score 95% CI", _interval, lambda r: r.score_interval and r.score_interval[0]),
     number("F bounded", lambda r: r.forget_quality_bounded),
     number("feature F", lambda r: r.feature_quality),
@@ -97,6 +108,7 @@ HEALTH: tuple[Column, ...] = (
     Column("diverged seeds", lambda r: ", ".join(str(d.seed_index) for d in r.diverged) or "none",
            lambda r: float(len(r.diverged))),
     Column("stopped by budget", lambda r: str(r.stopped_by_budget), lambda r: float(r.stopped_by_budget)),
+    GUARD,
     COMPUTE,
     TIME,
 )
@@ -171,6 +183,25 @@ def health_markdown(board: Leaderboard) -> list[str]:
     return columns_markdown(board, (METHOD, *HEALTH))
 
 
+def guard_pairs_markdown(board: Leaderboard) -> list[str]:
+    """Each method run both ways (``bench --guard``) on one line: its unguarded and guarded score, F,
+    retain and test accuracy, compute x retrain and the guard's verdict; empty where none was guarded."""
+    pairs = [(board.row(r.method.removesuffix(GUARDED)), r) for r in board.rows if r.method.endswith(GUARDED)]
+    pairs = [(plain, guarded) for plain, guarded in pairs if plain is not None]
+    if not pairs:
+        return []
+
+    def both(get, spec: str = "{:.3f}") -> Callable[[tuple[LeaderboardRow, LeaderboardRow]], str]:
+        return lambda pair: f"{fmt(get(pair[0]), spec)} / {fmt(get(pair[1]), spec)}"
+
+    shown = (("score", both(lambda r: r.score)), ("F", both(lambda r: r.forget_quality)),
+             ("retain acc", both(lambda r: r.accuracy.retain)), ("test acc", both(lambda r: r.accuracy.test)),
+             ("compute x retrain", both(lambda r: r.compute_ratio, "{:.1%}")))
+    return md_table(["method", *(f"{h} (unguarded / guarded)" for h, _ in shown), "guard"],
+                    [[plain.method, *(text((plain, guarded)) for _, text in shown), _guard(guarded)]
+                     for plain, guarded in pairs])
+
+
 def title(board: Leaderboard) -> str:
     """The bench in one line: dataset, model, forget set, N and budget."""
     budget = f", budget {board.budget:.0%} of a retrain's compute" if board.budget else ""
@@ -189,4 +220,7 @@ def caption(board: Leaderboard) -> str:
             " score 95% CI: over new seeds of both sides (model subsampling; from N = 16). KLoM: 95th percentile of "
             "the per-example binned KL between unlearned and retrained margins (0 = indistinguishable). feature F: F on the "
             "outputs of a fresh linear head fitted on each model's penultimate features of the retain probe "
-            "(docs/feature_forgetting.md; the ceiling's is the ideal).")
+            "(docs/feature_forgetting.md; the ceiling's is the ideal)."
+            + (" NAME+guard: NAME's runs (same seeds) under the utility guard; guard: runs whose model stayed within "
+               "the tolerance of the original's retain and validation accuracy on the guard's probes, its cost "
+               "counted in compute (docs/guard.md)." if any(r.guard is not None for r in board.rows) else ""))

@@ -19,7 +19,8 @@ from unlearnkit.report.bench_report import (
     sources,
 )
 from unlearnkit.report.figures import epsilon_bars
-from unlearnkit.report.leaderboard import COMPARED, fmt, health_markdown, leaderboard_markdown, md_table, title
+from unlearnkit.report.leaderboard import (COMPARED, fmt, guard_pairs_markdown, health_markdown, leaderboard_markdown,
+                                          md_table, title)
 from unlearnkit.results.leaderboard import CEILING
 
 def report_markdown(report: BenchReport) -> str:
@@ -33,6 +34,9 @@ def report_markdown(report: BenchReport) -> str:
                   f"feature F = {fmt(ceiling and ceiling.feature_quality)}. References' accuracy: "
                   f"retain {fmt(ref and ref.retain)}, test {fmt(ref and ref.test)}, forget {fmt(ref and ref.forget)}."), ""]
     lines += ["## Run health", ""] + health_markdown(board)
+    pairs = guard_pairs_markdown(board)
+    if pairs:
+        lines += ["", "## Guarded and unguarded (docs/guard.md)", ""] + pairs
 
     lines += ["", "## Forgetting vs utility", ""]
     by_f = sorted(rows, key=lambda r: -r.forget_quality)

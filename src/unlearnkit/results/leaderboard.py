@@ -37,6 +37,8 @@ SCHEMA_VERSION = 2
 CEILING = "retrain (ceiling)"
 # Row fields added within schema 2 (the feature-level metric): a row written before them reads them as null.
 FEATURE_FIELDS = ("feature_quality", "feature_quality_interval")
+# The suffix of a guarded row's name (``seif+guard``: seif run under the utility guard, docs/guard.md).
+GUARDED = "+guard"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,40 @@ class Accuracy:
     @classmethod
     def from_json(cls, record: Any, where: str = "accuracy") -> Accuracy:
         return read_fields(cls, record, where, {"retain": number, "test": number, "forget": number})
+
+
+@dataclass(frozen=True)
+class RowGuard:
+    """The utility guard's outcome over a guarded row's runs (docs/guard.md).
+
+    Attributes:
+        tolerance: Accuracy (a fraction) each run's model may lose against the original on each probe.
+        runs: The row's runs.
+        passed: Runs whose model is within the tolerance on both probes.
+        repaired: Runs whose model is the guard's repair of the method's (blended towards the original).
+        retain: Mean retain-probe accuracy of the returned models.
+        val: Mean validation-probe accuracy (None without a validation probe).
+        original_retain: The original's retain-probe accuracy (mean over the runs' probes).
+        original_val: ... validation-probe accuracy, or None.
+        compute: Mean example passes the guard spent per run (part of the row's ``compute``).
+    """
+
+    tolerance: float
+    runs: int
+    passed: int
+    repaired: int
+    retain: float
+    val: float | None
+    original_retain: float
+    original_val: float | None
+    compute: float
+
+    @classmethod
+    def from_json(cls, record: Any, where: str = "guard") -> RowGuard:
+        opt = optional(number)
+        return read_fields(cls, record, where, {
+            "tolerance": number, "runs": integer, "passed": integer, "repaired": integer, "retain": number,
+            "val": opt, "original_retain": number, "original_val": opt, "compute": number})
 
 
 @dataclass(frozen=True)
@@ -162,6 +198,7 @@ class LeaderboardRow:
     klom_retain_probe: float | None
     feature_quality: float | None = None
     feature_quality_interval: tuple[float, float] | None = None
+    guard: RowGuard | None = None
 
     @property
     def limit_judged_on(self) -> str | None:
@@ -178,7 +215,7 @@ class LeaderboardRow:
         opt = optional(number)
         if isinstance(record, dict):
             # Rows written before the feature-level metric lack its fields: not measured.
-            record = {**{name: None for name in FEATURE_FIELDS}, **record}
+            record = {**{name: None for name in FEATURE_FIELDS}, "guard": None, **record}
         return read_fields(cls, record, where, {
             "method": text, "score": number, "score_bounded": number, "forget_quality": number,
             "forget_quality_bounded": number, "accuracy": Accuracy.from_json, "retrain_accuracy": Accuracy.from_json,
@@ -188,7 +225,7 @@ class LeaderboardRow:
             "ulira": number, "ulira_baseline": number, "loss_mia": opt, "svc_mia_efficacy": opt,
             "forget_quality_interval": optional(pair), "score_interval": optional(pair),
             "klom_forget": opt, "klom_test": opt, "klom_retain_probe": opt,
-            "feature_quality": opt, "feature_quality_interval": optional(pair)})
+            "feature_quality": opt, "feature_quality_interval": optional(pair), "guard": optional(RowGuard.from_json)})
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class ModelMeta:
         train_examples: The original's training-set size (None for other kinds).
         stopped_by_budget: The budget stopped this method run.
         budget_compute: The run's cap in example passes, or None.
+        guard: The utility guard's outcome of a guarded method run (``methods.guard.GuardOutcome``'s
+            fields: tolerance, passed, chosen, probe accuracies, compute, ...), or None unguarded.
     """
 
     kind: str
@@ -58,6 +60,7 @@ class ModelMeta:
     train_examples: int | None = None
     stopped_by_budget: bool = False
     budget_compute: float | None = None
+    guard: dict[str, Any] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -87,6 +90,7 @@ class ModelMeta:
             train_examples=optional(integer)(meta.get("train_examples"), f"{where}.train_examples"),
             stopped_by_budget=bool(meta.get("stopped_by_budget", False)),
             budget_compute=opt_num(meta.get("budget_compute"), f"{where}.budget_compute"),
+            guard=optional(mapping)(meta.get("guard"), f"{where}.guard"),
         )
 
 

@@ -13,7 +13,8 @@ A bench folder ``OUT`` and a cache shared by every bench over the same setting::
     OUT/locks/bench.lock                the ``unlearnkit bench`` running in this folder (host, pid)
     OUT/per_example.npz                 per-example ε of every row, and the forget examples (for the report)
     OUT/leaderboard.json, OUT/report.md the scored result (leaderboard.json written last)
-    CACHE/originals/KEY.safetensors     the original model A(D) (+ .json sidecar) and KEY.npz, its outputs
+    CACHE/originals/KEY.safetensors     the original model A(D) (+ .json sidecar), one for every forget set
+    CACHE/references/KEY/original.npz   the original's outputs, on this forget set
     CACHE/references/KEY/seed_0003.npz  retrained reference 3, A(D \\ S)
 
 Every file is written atomically (``unlearnkit.io``) and written once: a result that exists is final,
@@ -84,7 +85,8 @@ class BenchStore:
 
     @property
     def original_outputs(self) -> Path:
-        return self.cache / "originals" / f"{self.original_key}.npz"
+        # Beside the references: the original serves every forget set, its outputs on one are this one's.
+        return self.cache / "references" / self.reference_key / "original.npz"
 
     def reference(self, k: int) -> Path:
         return self.cache / "references" / self.reference_key / f"seed_{k:04d}.npz"

@@ -102,7 +102,7 @@ def forget_family(kind: str) -> str:
 
 
 def default_method(budget: float | None, *, dataset: str, forget_kind: str,
-                   results_dir: str | Path | None = None) -> MethodChoice:
+                   results_dir: str | Path | None = None, refused: frozenset[str] = frozenset()) -> MethodChoice:
     """The best recorded method whose compute fits ``budget`` (None: 20 % of one retrain's).
 
     Args:
@@ -110,6 +110,7 @@ def default_method(budget: float | None, *, dataset: str, forget_kind: str,
         dataset: The job's dataset.
         forget_kind: The job's forget-set kind (a selector name, or ``examples``).
         results_dir: Where the recorded leaderboards are (default: the ones shipped in the package).
+        refused: Methods that do not apply to the model (``methods.requirements``); never chosen.
 
     Raises:
         InputError: no recorded leaderboard, or none of its methods fits the budget; says to pass
@@ -133,7 +134,8 @@ def default_method(budget: float | None, *, dataset: str, forget_kind: str,
     for rec in chosen:
         for row in rec.board.rows:
             ratio = row.compute_ratio
-            if row.method == CEILING or row.method not in METHODS or row.diverged or ratio is None or not math.isfinite(ratio):
+            if (row.method == CEILING or row.method not in METHODS or row.method in refused or row.diverged
+                    or ratio is None or not math.isfinite(ratio)):
                 continue
             cheapest = min(cheapest or (ratio, row.method), (ratio, row.method))
             if ratio <= limit:

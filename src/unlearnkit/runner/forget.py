@@ -19,6 +19,7 @@ images it never saw). The validation split is never a target: methods train and 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from unlearnkit.engine.checkpoint import checkpoint_bytes, sidecar_info
 from unlearnkit.engine.model_import import load_model
 from unlearnkit.engine.train import predict
 from unlearnkit.errors import InputError
-from unlearnkit.io import provenance, read_json, write_bytes
+from unlearnkit.io import provenance, read_json, read_npz, write_bytes
 from unlearnkit.methods import run_method
 from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT, cost_ratios, retrain_steps, run_conditions
 from unlearnkit.metrics.forgetting import MIN_MODELS, final_score, forgetting_quality, logit_scaled_confidence
@@ -42,7 +43,9 @@ from unlearnkit.results.store import RESULTS_VERSION, BenchStore, load_run, run_
 from unlearnkit.runner.forget_request import ForgetJob, forget_to_dict, make_forget_job, read_examples
 from unlearnkit.runner.jobs import BenchJob
 from unlearnkit.runner.setting import Setting, resolve_setting
-from unlearnkit.runner.units import Unit, budget_compute, execute, model_seed, setting_retrain_compute, torch_threads
+from unlearnkit.runner.score import probe_confidences, worst_placement
+from unlearnkit.runner.units import (Unit, budget_compute, execute, model_outputs, model_seed, setting_retrain_compute,
+                                      torch_threads)
 
 AUDIT_VERSION = 2
 # A forget-set accuracy or confidence within this of its target passes, or within two standard
@@ -63,7 +66,7 @@ class ForgetOutcome:
 
 
 # What makes two jobs the same erasure (a rerun into the same folder returns the finished audit).
-_IDENTITY = ("setting", "checkpoint", "method", "method_config", "budget", "references")
+_IDENTITY = ("setting", "checkpoint", "method", "method_config", "budget", "references", "guard")
 
 
 def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetOutcome:
@@ -102,7 +105,10 @@ def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetO
     # The references were trained and timed with job.threads; the method's time is comparable only so.
     with torch_threads(job.threads):
         conditions = run_conditions(setting.runtime)
-        result = run_method(job.method, original, setting.unlearn_data, job.method_config, seed=seed, max_compute=cap)
+        result = run_method(job.method, original, setting.unlearn_data, job.method_config, seed=seed, max_compute=cap,
+                            guard=job.guard)
+    if result.guard is not None:
+        log(f"utility guard: {result.guard.summary()}")
     after = measure_model(result.model, setting, classes)
     store = BenchStore.for_setting(out, job.cache_dir, setting)
     quality = verify_with_references(job, setting, original, result, store, cap, conditions, log=log)
@@ -126,9 +132,11 @@ def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetO
         "method": {"name": job.method, "config": result.config, "preset": job.method_preset,
                    "chosen_because": job.method_reason, "leaderboard": job.method_leaderboard, "seed": seed,
                    "budget": job.budget, "budget_compute": cap, "stopped_by_budget": result.stopped_by_budget},
+        "guard": result.guard.to_dict() if result.guard is not None else None,
         "targets": targets,
         "measures": measures,
-        "checks": erasure_checks(measures, targets, quality, cost, job.budget, classes, len(setting.forget.indices)),
+        "checks": erasure_checks(measures, targets, quality, cost, job.budget, classes, len(setting.forget.indices),
+                                 guard=result.guard.to_dict() if result.guard is not None else None),
         "per_identity": _per_identity(setting, before, after, quality),
         "cost": cost,
         "forgetting_quality": {k: v for k, v in quality.items() if not k.startswith("_")},
@@ -206,10 +214,13 @@ def forget_targets(before: dict, quality: dict, classes: tuple[int, ...], settin
 
 
 def erasure_checks(measures: dict, targets: dict, quality: dict, cost: dict, budget: float | None,
-                   classes: tuple[int, ...], examples: int) -> list[dict[str, Any]]:
+                   classes: tuple[int, ...], examples: int, *, guard: dict | None = None) -> list[dict[str, Any]]:
     """Each check of the erasure: ``check`` (its name), ``passed`` (True, False, or None: not computed)
-    and the numbers it compared. report.audit puts them in words."""
+    and the numbers it compared; ``guard`` (a GuardOutcome's fields) adds the utility guard's verdict.
+    report.audit puts them in words."""
     out = []
+    if guard is not None:
+        out.append({"check": "utility_guard", "passed": bool(guard["passed"]), **guard})
     fa = measures["forget_accuracy"]
     slack = max(TARGET_TOLERANCE, 2 * math.sqrt(max(targets["accuracy"] * (1 - targets["accuracy"]), 0) / max(examples, 1)))
     out.append({"check": "forget_accuracy", "passed": abs(fa["after"] - targets["accuracy"]) <= slack,
@@ -236,8 +247,16 @@ def erasure_checks(measures: dict, targets: dict, quality: dict, cost: dict, bud
         meth, ceil = quality["method"]["forget_quality"], quality["ceiling"]["forget_quality"]
         out.append({"check": "eps_delta", "passed": meth >= CEILING_SHARE * ceil, "method": meth, "ceiling": ceil,
                     "share": CEILING_SHARE, "n": quality["n"]})
+        meth, ceil = quality["method"].get("feature_quality"), quality["ceiling"].get("feature_quality")
+        if meth is None or ceil is None:
+            out.append({"check": "feature_forgetting", "passed": None,
+                        "why_not": "the cached references predate re-headed outputs; retrain them (a new --cache-dir)"})
+        else:
+            out.append({"check": "feature_forgetting", "passed": meth >= CEILING_SHARE * ceil, "method": meth,
+                        "ceiling": ceil, "share": CEILING_SHARE, "n": quality["n"]})
     else:
         out.append({"check": "eps_delta", "passed": None, "why_not": quality["why_not"]})
+        out.append({"check": "feature_forgetting", "passed": None, "why_not": quality["why_not"]})
     limit = budget if budget is not None else COMPETITION_TIME_LIMIT
     ratio, unit = _judged_ratio(cost)
     out.append({"check": "cost", "passed": None if ratio is None else ratio <= limit + 1e-9, "ratio": ratio,
@@ -301,6 +320,17 @@ def _reference_level(refs: list[dict], y: np.ndarray) -> dict[str, Any]:
 
 # -- the (ε, δ) score against retrained references -----------------------------------------------------
 
+def _feature_quality(probe: np.ndarray | None, ref_probe: np.ndarray | None) -> float | None:
+    """Feature F (docs/feature_forgetting.md) of re-headed confidences against the references' (None
+    where references were cached before re-headed outputs were recorded); a model whose features are
+    not finite takes the worst placement, as in a bench."""
+    if probe is None or ref_probe is None:
+        return None
+    if np.isnan(probe).any():
+        probe = worst_placement(probe, ref_probe)
+    return forgetting_quality(probe, ref_probe, mode="compat").forget_quality
+
+
 def cached_references(store: BenchStore) -> int:
     """How many retrained references 0, 1, ... the cache holds for the store's setting."""
     k = 0
@@ -351,25 +381,23 @@ def verify_with_references(job: ForgetJob, setting: Setting, original: torch.nn.
     with torch_threads(job.threads):
         runs = [first.model] + [
             run_method(job.method, original, setting.unlearn_data, job.method_config,
-                       seed=model_seed(setting.config.run_seed, f"unlearn/{job.method}", k), max_compute=cap).model
+                       seed=model_seed(setting.config.run_seed, f"unlearn/{job.method}", k), max_compute=cap,
+                       guard=job.guard).model
             for k in range(1, n)]
-    u_conf, u_acc = [], {"retain": [], "test": [], "forget": []}
-    for model in runs:
-        for name in u_acc:
-            data = getattr(setting.sets, name)
-            logits = predict(model, data, runtime=setting.runtime)
-            u_acc[name].append(accuracy_of(logits, data.y))
-            if name == "forget":
-                u_conf.append(logit_scaled_confidence(logits.numpy(), y))
-    u_conf = np.stack(u_conf)
+    # Each run recorded as a bench records a method run (units.model_outputs): logits and re-headed logits.
+    records = [read_npz(io.BytesIO(model_outputs(model, setting, {}))) for model in runs]
+    u_conf = np.stack([logit_scaled_confidence(r["forget_logits"], y) for r in records])
     if not np.isfinite(u_conf).all():
         return {**base, "why_not": f"some of the {n} runs of {job.method} diverged (non-finite outputs)"}
-    acc = {k: float(np.mean(v)) for k, v in u_acc.items()}
+    acc = {k: float(np.mean([run_meta(r)["accuracy"][k] for r in records])) for k in ("retain", "test", "forget")}
+    ref_probe = probe_confidences(refs[:n], y)
     rows = {}
-    for name, c, a in (("method", u_conf, acc), ("ceiling", ceil_conf, ceil_acc)):
+    for name, c, a, probe in (("method", u_conf, acc, probe_confidences(records, y)),
+                              ("ceiling", ceil_conf, ceil_acc, probe_confidences(refs[n:], y))):
         compat, bounded = (forgetting_quality(c, ref_conf, mode=mode) for mode in ("compat", "bounded"))
         rows[name] = {"forget_quality": compat.forget_quality, "forget_quality_bounded": bounded.forget_quality,
                       "score": final_score(compat.forget_quality, a["retain"], a["test"], ref_acc["retain"], ref_acc["test"]),
+                      "feature_quality": _feature_quality(probe, ref_probe),
                       "accuracy": a, "_eps": compat.epsilons}
     timed = [m["seconds"] for m in metas if m.get("timed_alone") and m.get("conditions") == conditions]
     return {**base, "verified": True, "n": n, "references_trained_now": trained, "delta": 1e-5,

@@ -23,10 +23,11 @@ from unlearnkit.engine.checkpoint import read_sidecar
 from unlearnkit.engine.model_import import STATE_DICT_SUFFIXES, first_items, infer_architecture, read_state_dict
 from unlearnkit.errors import InputError
 from unlearnkit.methods import METHODS
+from unlearnkit.methods.guard import GuardConfig
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.default_method import default_method
 from unlearnkit.runner.jobs import resolve_method_config
-from unlearnkit.runner.setting import SettingConfig, make_setting_config, setting_to_dict
+from unlearnkit.runner.setting import SettingConfig, applicable, make_setting_config, method_verdict, setting_to_dict
 
 # Train-recipe fields that only say where and how fast a model runs; the rest come from the checkpoint.
 RUNTIME_FIELDS = ("precision", "device", "channels_last")
@@ -56,6 +57,8 @@ class ForgetJob:
         cache_dir: The bench cache the references are read from and trained into ("" = default).
         out: The output folder.
         threads: Torch threads the method runs with (the references' count, for comparable times).
+        guard: The utility guard the method runs under (methods.guard; on by default: a production
+            model must keep its accuracy); None runs it unguarded.
     """
 
     setting: SettingConfig
@@ -71,6 +74,7 @@ class ForgetJob:
     out: str = "runs/forget"
     method_leaderboard: str | None = None
     threads: int = REFERENCE_THREADS
+    guard: GuardConfig | None = field(default_factory=GuardConfig)
 
 
 def make_forget_job(
@@ -94,6 +98,7 @@ def make_forget_job(
     references: int = 0,
     cache_dir: str = "",
     run_seed: int = 0,
+    guard: GuardConfig | None = GuardConfig(),
 ) -> ForgetJob:
     """Check an erasure request and resolve it into a :class:`ForgetJob`.
 
@@ -173,14 +178,16 @@ def make_forget_job(
                                   train_options=train, run_seed=run_seed)
     board = None
     if method is None:
-        choice = default_method(budget, dataset=setting.dataset, forget_kind=kind)
+        refused = frozenset(name for name, why in method_verdict(setting).items() if why)
+        choice = default_method(budget, dataset=setting.dataset, forget_kind=kind, refused=refused)
         method, reason, board = choice.method, choice.reason, choice.leaderboard
     else:
         METHODS.entry(method)
+        applicable(setting, (method,), given=True)
         reason = "given with --method"
     cfg, used = resolve_method_config(method, preset, setting, method_options)
     return ForgetJob(setting, str(path), method, cfg, used, reason, request, budget, references, cache_dir, str(out),
-                     board, REFERENCE_THREADS)
+                     board, REFERENCE_THREADS, guard)
 
 
 def _spec_kind(forget: str) -> str:
@@ -300,4 +307,4 @@ def forget_to_dict(job: ForgetJob) -> dict[str, Any]:
             "method_config": to_dict(job.method_config), "method_preset": job.method_preset,
             "method_reason": job.method_reason, "method_leaderboard": job.method_leaderboard, "request": job.request,
             "budget": job.budget, "references": job.references, "cache_dir": job.cache_dir, "out": job.out,
-            "threads": job.threads}
+            "threads": job.threads, "guard": job.guard.to_dict() if job.guard is not None else None}

@@ -20,12 +20,14 @@ from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, write_json
 from unlearnkit.methods import METHODS, method_config, run_method
 from unlearnkit.methods.defaults import resolve_values, transfer_defaults
+from unlearnkit.methods.guard import GuardConfig
 from unlearnkit.metrics.efficiency import cost_ratios, proc_bytes, retrain_steps, run_conditions
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
+from unlearnkit.runner.prepare import with_pools
 from unlearnkit.results.store import RESULTS_VERSION, BenchStore, check_record, write_record_once
-from unlearnkit.runner.units import (Unit, bench_conditions, budget_compute, model_seed, retime_reason,
-                                     setting_retrain_compute)
+from unlearnkit.runner.units import (Unit, bench_conditions, budget_compute, model_seed, retime_reason, run_labels,
+                                     setting_retrain_compute, split_label)
 
 # What `unlearnkit bench` runs when no --methods are given: our strongest method (scramble_relearn),
 # the competition's top three, the strongest literature baseline on the built-in set (salun), the
@@ -195,6 +197,9 @@ class BenchJob:
         strategy: How a reference unit trains its models (engine.ensemble strategies).
         out: The bench folder.
         cache_dir: Where originals and references are cached ("" = default).
+        guard: Also run every method under this utility guard, as rows ``NAME+guard`` beside the
+            unguarded ones (docs/guard.md); None (the default): unguarded rows only, comparable
+            with published methods.
     """
 
     setting: SettingConfig
@@ -209,6 +214,7 @@ class BenchJob:
     strategy: str = "auto"
     out: str = "runs/bench"
     cache_dir: str = ""
+    guard: GuardConfig | None = None
 
 
 def make_bench_job(
@@ -225,6 +231,7 @@ def make_bench_job(
     strategy: str = "auto",
     out: str = "runs/bench",
     cache_dir: str = "",
+    guard: GuardConfig | None = None,
 ) -> BenchJob:
     """Check a bench request and resolve every method's config; see :class:`BenchJob` for the fields.
 
@@ -260,8 +267,9 @@ def make_bench_job(
     for name, value in (("--threads", threads), ("--block", block)):
         if value < 1:
             raise InputError(f"{name} {value}: expected at least 1")
-    return BenchJob(setting, tuple(methods), {m: c for m, (c, _) in resolved.items()}, {m: p for m, (_, p) in resolved.items()},
-                    seeds, ceiling, budget, threads, block, strategy, out, cache_dir)
+    configs = with_pools({m: c for m, (c, _) in resolved.items()}, setting, cache_dir)  # prepared methods read a pool
+    return BenchJob(setting, tuple(methods), configs, {m: p for m, (_, p) in resolved.items()},
+                    seeds, ceiling, budget, threads, block, strategy, out, cache_dir, guard)
 
 
 def _uses_cuda(train: TrainConfig) -> bool:
@@ -275,7 +283,8 @@ def bench_to_dict(job: BenchJob) -> dict[str, Any]:
             "method_configs": {m: to_dict(c) for m, c in job.method_configs.items()},
             "method_presets": dict(job.method_presets), "seeds": job.seeds, "ceiling": job.ceiling,
             "budget": job.budget, "threads": job.threads, "block": job.block, "strategy": job.strategy,
-            "out": str(job.out), "cache_dir": job.cache_dir}
+            "out": str(job.out), "cache_dir": job.cache_dir,
+            "guard": job.guard.to_dict() if job.guard is not None else None}
 
 
 def bench_from_dict(raw: dict[str, Any]) -> BenchJob:
@@ -283,7 +292,8 @@ def bench_from_dict(raw: dict[str, Any]) -> BenchJob:
         configs = {m: from_dict(METHODS.entry(m).config, c, where=f"method.{m}") for m, c in raw["method_configs"].items()}
         return BenchJob(setting_from_dict(raw["setting"]), tuple(raw["methods"]), configs, dict(raw.get("method_presets", {})),
                         int(raw["seeds"]), bool(raw["ceiling"]), raw.get("budget"), int(raw["threads"]), int(raw["block"]),
-                        raw["strategy"], raw["out"], raw.get("cache_dir", ""))
+                        raw["strategy"], raw["out"], raw.get("cache_dir", ""),
+                        GuardConfig.from_dict(raw["guard"]) if raw.get("guard") is not None else None)
     except (KeyError, TypeError) as exc:
         raise InputError(f"bench record: missing or malformed field ({exc})") from None
 
@@ -293,7 +303,7 @@ def plan_units(job: BenchJob) -> list[Unit]:
     n_ref = job.seeds * (2 if job.ceiling else 1)
     units = [Unit("original")]
     units += [Unit("references", None, a, min(a + job.block, n_ref)) for a in range(0, n_ref, job.block)]
-    for name in job.methods:
+    for name in run_labels(job):
         units += [Unit("method", name, a, min(a + job.block, job.seeds)) for a in range(0, job.seeds, job.block)]
     return units + [Unit("score")]
 
@@ -313,17 +323,18 @@ def prepare_bench(job: BenchJob) -> tuple[BenchStore, list[Unit]]:
         "reference_key": store.reference_key, "summary": setting.summary(), "provenance": provenance(),
     }
     identity = ("setting", "seeds", "ceiling", "budget", "results_version", "dataset_fingerprint", "forget_fingerprint")
-    configs = {name: (store.method_dir(name) / "config.json",
-                      {"method": name, "config": to_dict(job.method_configs[name]), "preset": job.method_presets.get(name)})
-               for name in job.methods}
+    configs = {label: (store.method_dir(label) / "config.json",
+                       {"method": label, "config": to_dict(job.method_configs[name]), "preset": job.method_presets.get(name),
+                        **({"guard": job.guard.to_dict()} if guarded else {})})
+               for label, (name, guarded) in ((label, split_label(label)) for label in run_labels(job))}
     # Every record is checked before the first is written: a refused bench leaves the folder as it was.
     check_record(store.out / "bench.json", record, identity, f"bench folder {store.out}")
     for name, (path, config) in configs.items():
-        check_record(path, config, ("method", "config"), f"bench folder {store.out} (method {name})")
+        check_record(path, config, ("method", "config", "guard"), f"bench folder {store.out} (method {name})")
     # Rewritten on every run: it says where this run's cache is (a folder may move between caches).
     write_record_once(store.out / "bench.json", record, identity, f"bench folder {store.out}", update=True)
     for name, (path, config) in configs.items():
-        write_record_once(path, config, ("method", "config"), f"bench folder {store.out} (method {name})")
+        write_record_once(path, config, ("method", "config", "guard"), f"bench folder {store.out} (method {name})")
     setting.forget.save(store.out / "forget.json")
     units = plan_units(job)
     if bench_retime_reason(job, store, setting):

@@ -31,10 +31,11 @@ from unlearnkit.results.leaderboard import (
     LeaderboardRow,
     OriginalModel,
     RetrainCost,
+    RowGuard,
 )
 from unlearnkit.results.records import ModelMeta, model_meta
 from unlearnkit.results.store import BenchStore, load_run
-from unlearnkit.runner.units import OUTPUT_SETS
+from unlearnkit.runner.units import OUTPUT_SETS, run_labels
 
 # Model subsamples behind each row's intervals: each costs one score (about 30 ms at N = 16 and 124
 # forget examples on one core); 100 estimate the standard error to within about 14 %.
@@ -58,7 +59,7 @@ def score_bench(job, setting, store: BenchStore, provenance: dict[str, Any]) -> 
     entries = {}
     if job.ceiling:
         entries[CEILING] = [_load(store.reference(k)) for k in range(n, 2 * n)]
-    for name in job.methods:
+    for name in run_labels(job):
         entries[name] = [_load(store.method_run(name, k)) for k in range(n)]
     original = model_meta(load_run(store.original_outputs), str(store.original_outputs))
     diverged_refs = [m.k for _, m in references if not m.healthy]
@@ -272,9 +273,25 @@ def _row(name: str, runs: list[tuple[dict, ModelMeta]], ref_conf: np.ndarray, re
         diverged=diverged, ulira=lira.accuracy, ulira_baseline=lira.baseline, **mias,
         forget_quality_interval=fq_interval, score_interval=score_interval,
         klom_forget=kloms["forget"], klom_test=kloms["test"], klom_retain_probe=kloms["retain_probe"],
-        feature_quality=feature_f, feature_quality_interval=feature_interval,
+        feature_quality=feature_f, feature_quality_interval=feature_interval, guard=row_guard(metas),
     )
     return row, {"compat": compat.epsilons, "bounded": bounded.epsilons}
+
+
+def row_guard(metas: list[ModelMeta]) -> RowGuard | None:
+    """The guard's outcome over a row's runs (None for an unguarded row)."""
+    outcomes = [m.guard for m in metas if m.guard is not None]
+    if not outcomes:
+        return None
+
+    def mean(key: str) -> float | None:
+        values = [o[key] for o in outcomes if o.get(key) is not None]
+        return _mean(values) if values else None
+
+    return RowGuard(tolerance=float(outcomes[0]["tolerance"]), runs=len(outcomes),
+                    passed=int(sum(bool(o["passed"]) for o in outcomes)),
+                    repaired=int(sum(o["chosen"] == "blend" for o in outcomes)), retain=mean("retain"), val=mean("val"),
+                    original_retain=mean("original_retain"), original_val=mean("original_val"), compute=mean("compute"))
 
 
 def worst_placement(conf: np.ndarray, ref_conf: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ from unlearnkit.engine.train import Runtime, TrainConfig, default_recipe, resolv
 from unlearnkit.errors import InputError
 from unlearnkit.io import fingerprint
 from unlearnkit.methods.base import UnlearnData
-from unlearnkit.models import MODELS, ModelSpec
+from unlearnkit.methods.requirements import verdict
+from unlearnkit.models import MODELS, ModelSpec, build_model
 
 # Retain examples every model is also evaluated on (the SVC-MIA's members, the utility probe).
 RETAIN_PROBE = 2000
@@ -257,6 +258,36 @@ def _resolve(key: str) -> Setting:
         retain_probe=tensors(probe),
     )
     return Setting(cfg, ds, forget, spec, rt, stats, sets)
+
+
+def setting_spec(cfg: SettingConfig) -> ModelSpec:
+    """The model spec ``cfg`` resolves to (its dataset's classes and image shape), without building tensors."""
+    ds = DATASETS.get(cfg.dataset)(cfg.dataset_config)
+    return ModelSpec(cfg.model, ds.num_classes, ds.image_shape[0], ds.image_shape[1], cfg.model_config)
+
+
+def method_verdict(cfg: SettingConfig, names: list[str] | None = None) -> dict[str, list[str]]:
+    """For each method (default: all), why it does not apply to ``cfg``'s model (empty where it does).
+
+    The model is built fresh on the CPU and its parts found as a method would find them
+    (``methods.requirements``), so the answer comes before any training.
+    """
+    spec = setting_spec(cfg)
+    return verdict(build_model(spec), spec, names)
+
+
+def applicable(cfg: SettingConfig, names: tuple[str, ...], *, given: bool) -> tuple[tuple[str, ...], dict[str, list[str]]]:
+    """``names`` that apply to ``cfg``'s model, and the reasons of those that do not.
+
+    Raises:
+        InputError: ``given`` (the user named the methods) and one of them does not apply.
+    """
+    refused = {k: v for k, v in method_verdict(cfg, list(names)).items() if v}
+    if given and refused:
+        name, reasons = next(iter(refused.items()))
+        raise InputError(f"method {name} does not apply to model {cfg.model}: " + "; ".join(reasons)
+                         + f". See `unlearnkit methods --model {cfg.model}`")
+    return tuple(n for n in names if n not in refused), refused
 
 
 def _select_forget(ds: ImageDataset, cfg: SettingConfig) -> ForgetSet | None:

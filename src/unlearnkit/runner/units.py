@@ -6,6 +6,7 @@ The units of a bench, in dependency order:
 * ``references[a:b]``: retrained models A(D \\ S) with indices a..b-1 (the first N are the
   references, the next N the ceiling set, a perfect unlearner scored like a method);
 * ``NAME[a:b]``: unlearning runs a..b-1 of method NAME, each from the original (needs ``original``);
+  ``NAME+guard[a:b]`` the same runs under the utility guard (a bench with ``guard``; docs/guard.md);
 * ``retime``: planned only where the cached retrains were timed under other conditions (host,
   device, threads, precision; :func:`retime_reason`): one retrain trained alone and timed here, so
   that time ratios divide by a retrain timed where the methods run (needs ``original``, so that it
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
 
-from unlearnkit.engine.checkpoint import checkpoint_bytes, load_checkpoint, sidecar_info
+from unlearnkit.engine.checkpoint import checkpoint_bytes, checkpoint_complete, load_checkpoint, sidecar_info
 from unlearnkit.engine.ensemble import resolve_strategy, train_seeds
 from unlearnkit.engine.features import features_and_logits
 from unlearnkit.engine.seeding import derive_seed
@@ -47,6 +48,7 @@ from unlearnkit.metrics.efficiency import measure, retrain_compute, run_conditio
 from unlearnkit.metrics.features import reheaded_logits
 from unlearnkit.metrics.utility import accuracy_of
 from unlearnkit.models import build_model
+from unlearnkit.results.leaderboard import GUARDED
 from unlearnkit.runner.setting import Setting, resolve_setting
 from unlearnkit.results.store import BenchStore, load_run, run_meta
 
@@ -211,6 +213,11 @@ def execute(job, unit: Unit, todo: list[int], store: BenchStore, emit: Emit, ori
 
 
 def _train_original(job, setting: Setting, store: BenchStore, emit: Emit) -> None:
+    if checkpoint_complete(store.original_checkpoint):
+        # Trained for another forget set of this setting: only its outputs on this one are missing.
+        model, _, info = load_checkpoint(store.original_checkpoint, device=setting.runtime.device)
+        emit(store.original_outputs, model_outputs(model, setting, {k: info[k] for k in ORIGINAL_META if k in info}))
+        return
     seed = model_seed(setting.config.run_seed, "original", 0)
     # Trained alone with the sequential loop, so its time is one retrain's under the same conditions.
     with measure(setting.runtime.device) as cost:
@@ -225,6 +232,11 @@ def _train_original(job, setting: Setting, store: BenchStore, emit: Emit) -> Non
     emit(store.original_checkpoint, weights)
     emit(store.original_outputs, model_outputs(result.model, setting, meta))
     emit(store.original_checkpoint.with_suffix(".json"), sidecar)  # last: marks the checkpoint complete
+
+
+# The original's record fields, kept in its checkpoint's sidecar.
+ORIGINAL_META = ("kind", "k", "seed", "seconds", "steps", "compute", "conditions", "peak_memory_bytes", "train_examples",
+                 "best_epoch", "history", "checkpoint_rule")
 
 
 def _train_references(job, setting: Setting, store: BenchStore, todo: list[int], emit: Emit) -> None:
@@ -261,7 +273,21 @@ def budget_compute(budget: float | None, setting: Setting) -> float | None:
     return budget * setting_retrain_compute(setting)
 
 
-def _run_method(job, setting: Setting, store: BenchStore, name: str, todo: list[int], emit: Emit, original: bytes | None) -> None:
+def run_labels(job) -> list[str]:
+    """The names of a bench's method rows: each method, then (with ``job.guard``) each method under the
+    utility guard, ``NAME+guard`` (docs/guard.md): side by side in one leaderboard."""
+    guarded = [f"{m}{GUARDED}" for m in job.methods] if job.guard is not None else []
+    return list(job.methods) + guarded
+
+
+def split_label(label: str) -> tuple[str, bool]:
+    """(method name, whether the row is guarded) of a row name from :func:`run_labels`."""
+    if label.endswith(GUARDED):
+        return label[: -len(GUARDED)], True
+    return label, False
+
+
+def _run_method(job, setting: Setting, store: BenchStore, label: str, todo: list[int], emit: Emit, original: bytes | None) -> None:
     if original is None:
         model, _, _ = load_checkpoint(store.original_checkpoint, device=setting.runtime.device)
     else:
@@ -269,15 +295,19 @@ def _run_method(job, setting: Setting, store: BenchStore, name: str, todo: list[
         model.load_state_dict(load_safetensors(original))
         model = model.to(setting.runtime.device).eval()
     data = setting.unlearn_data
+    name, guarded = split_label(label)
     cfg = job.method_configs[name]
+    guard = job.guard if guarded else None
     cap = budget_compute(job.budget, setting)
     conditions = run_conditions(setting.runtime)
     for k in todo:
+        # A guarded run takes its unguarded twin's seed: the same method run, paired, with the guard's choice on top.
         seed = model_seed(setting.config.run_seed, f"unlearn/{name}", k)
-        result = run_method(name, model, data, cfg, seed=seed, max_compute=cap)
-        emit(store.method_run(name, k), model_outputs(result.model, setting, {
-            "kind": "unlearn", "method": name, "k": k, "seed": seed, **result.cost.to_dict(), "conditions": conditions,
-            "budget_compute": cap, "stopped_by_budget": result.stopped_by_budget}))
+        result = run_method(name, model, data, cfg, seed=seed, max_compute=cap, guard=guard)
+        emit(store.method_run(label, k), model_outputs(result.model, setting, {
+            "kind": "unlearn", "method": label, "k": k, "seed": seed, **result.cost.to_dict(), "conditions": conditions,
+            "budget_compute": cap, "stopped_by_budget": result.stopped_by_budget,
+            "guard": result.guard.to_dict() if result.guard is not None else None}))
 
 
 # -- re-timing a retrain where the methods run --------------------------------------------------------

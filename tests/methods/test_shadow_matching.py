@@ -1,0 +1,125 @@
+"""shadow_matching: targets from the out-shadows alone, the level correction, and a run that moves S to them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_DATA, TINY_TRAIN
+from unlearnkit.config import to_dict
+from unlearnkit.engine.train import predict
+from unlearnkit.errors import InputError
+from unlearnkit.io import npz_bytes, read_npz, write_bytes
+from unlearnkit.methods import method_config, run_method
+from unlearnkit.methods.shadow_matching import confidence, level_maps, shadow_targets
+from unlearnkit.metrics.efficiency import retrain_compute
+from unlearnkit.metrics.forgetting import logit_scaled_confidence
+from unlearnkit.results.pool import load_pool, shadow_path
+from unlearnkit.runner.prepare import PoolConfig, PrepareJob, prepare_pool
+from unlearnkit.runner.setting import make_setting_config
+
+
+@pytest.fixture(scope="module")
+def tiny_pool(tmp_path_factory):
+    setting = make_setting_config(dataset_options=TINY_DATA, forget=None, model="test_small_cnn",
+                                  train_options=to_dict(TINY_TRAIN))
+    folder = prepare_pool(PrepareJob(setting, PoolConfig(shadows=6, leave_out=0.34),
+                                     cache_dir=str(tmp_path_factory.mktemp("cache"))), log=lambda _: None)
+    return folder
+
+
+def test_confidence_is_the_scores_statistic():
+    logits = torch.randn(50, 7) * 4
+    y = torch.randint(0, 7, (50,))
+    expected = np.clip(logit_scaled_confidence(logits.numpy(), y.numpy()), -12, 12)
+    np.testing.assert_allclose(confidence(logits, y).numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_level_maps_match_the_originals_moments_on_validation():
+    shadow = torch.tensor([[0.0, 1.0, 2.0, 3.0], [1.0, 3.0, 5.0, 7.0]], dtype=torch.float64)
+    original = torch.tensor([2.0, 4.0, 6.0, 8.0], dtype=torch.float64)
+    a, b = level_maps(shadow, original, "affine")
+    mapped = a[:, None] + b[:, None] * shadow
+    torch.testing.assert_close(mapped.mean(1), original.mean().expand(2))
+    torch.testing.assert_close(mapped.std(1), original.std().expand(2))
+    a, b = level_maps(shadow, original, "shift")
+    torch.testing.assert_close(b, torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(a + shadow.mean(1), original.mean().expand(2))
+    a, b = level_maps(shadow, original, "none")
+    assert (a == 0).all() and (b == 1).all()
+
+
+def _logits_with(conf: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:
+    """Logits whose logit-scaled confidence at y is ``conf`` (the other classes tied)."""
+    logits = np.zeros((len(y), classes), dtype=np.float32)
+    logits[np.arange(len(y)), y] = conf + np.log(classes - 1)
+    return logits
+
+
+def test_targets_come_from_the_shadows_that_never_saw_the_example_only(tiny_pool, tiny_original, tmp_path):
+    original, data = tiny_original
+    pool = load_pool(tiny_pool)
+    rows = pool.rows(data.forget.index.cpu().numpy())
+    y = np.full(len(pool.train_index), -1)
+    y[pool.rows(data.retain.index.cpu().numpy())] = data.retain.y.cpu().numpy()
+    y[rows] = data.forget.y.cpu().numpy()
+    # out shadows say -2 - k/10; the shadows that saw the example say +9 (memorised): only the former may count
+    fake = {k: _logits_with(np.where(out, -2.0 - k / 10, 9.0), y, data.num_classes) for k, out in enumerate(pool.out)}
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for name in ("pool.json", "members.npz"):
+        (folder / name).write_bytes((tiny_pool / name).read_bytes())
+    for k in range(pool.size):
+        f = read_npz(shadow_path(tiny_pool, k))
+        write_bytes(shadow_path(folder, k), npz_bytes(train_logits=fake[k], val_logits=f["val_logits"], meta=f["meta"]))
+    cfg = method_config("shadow_matching", {"pool": str(folder), "correction": "none", "shrink": 0.0})
+    t = shadow_targets(load_pool(folder), predict(original, data.val, runtime=data.runtime), data, cfg)
+    for i, r in enumerate(rows):
+        outs = [-2.0 - k / 10 for k in range(pool.size) if pool.out[k, r]]
+        assert int(t.outs[i]) == len(outs) == 2
+        assert t.location[i] == pytest.approx(np.mean(outs), abs=1e-5)
+        assert t.spread[i] == pytest.approx(np.std(outs, ddof=1), abs=1e-5)
+    assert torch.allclose(t.others.sum(1), torch.ones(len(rows), dtype=torch.float64))
+    # with shrinkage the spread moves towards the pool-wide one, here the same for every example
+    shrunk = shadow_targets(load_pool(folder), predict(original, data.val, runtime=data.runtime), data,
+                            dataclasses.replace(cfg, shrink=100.0))
+    assert shrunk.spread.std() < t.spread.std()
+
+
+def test_a_run_moves_the_forget_set_to_the_shadows_level_within_its_budget(tiny_pool, tiny_original, tmp_path):
+    original, data = tiny_original
+    pool = load_pool(tiny_pool)
+    y = np.zeros(len(pool.train_index), dtype=np.int64)
+    y[pool.rows(data.retain.index.cpu().numpy())] = data.retain.y.cpu().numpy()
+    y[pool.rows(data.forget.index.cpu().numpy())] = data.forget.y.cpu().numpy()
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for name in ("pool.json", "members.npz"):
+        (folder / name).write_bytes((tiny_pool / name).read_bytes())
+    for k in range(pool.size):
+        f = read_npz(shadow_path(tiny_pool, k))
+        write_bytes(shadow_path(folder, k), npz_bytes(train_logits=_logits_with(np.full(len(y), -4.0), y, data.num_classes),
+                                                      val_logits=f["val_logits"], meta=f["meta"]))
+    cfg = method_config("shadow_matching", {"pool": str(folder), "correction": "none", "spread_scale": 0.0,
+                                            "budget": 10.0, "forget_weight": 3.0,
+                                            "batch_size": 8, "forget_batch_size": 8})
+    before = confidence(predict(original, data.forget, runtime=data.runtime), data.forget.y.cpu())
+    result = run_method("shadow_matching", original, data, cfg, seed=0)
+    after = confidence(predict(result.model, data.forget, runtime=data.runtime), data.forget.y.cpu())
+    assert (after + 4).abs().mean() < 0.5 * (before + 4).abs().mean()
+    assert result.cost.compute <= cfg.budget * retrain_compute(len(data.retain), len(data.val), data.train_config)
+    assert json.loads(json.dumps(result.config))["pool"] == str(folder)
+
+
+def test_without_a_pool_it_refuses_and_names_the_setting(tiny_original):
+    original, data = tiny_original
+    with pytest.raises(InputError, match="method.shadow_matching.pool"):
+        run_method("shadow_matching", original, data, method_config("shadow_matching"), seed=0)
+    with pytest.raises(InputError, match="correction"):
+        method_config("shadow_matching", {"correction": "quantile"})
+    with pytest.raises(InputError, match="no shadow pool"):
+        run_method("shadow_matching", original, data, method_config("shadow_matching", {"pool": "/nonexistent"}), seed=0)
