@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY_DATA, TINY_TRAIN
 from unlearnkit.config import to_dict
 from unlearnkit.errors import InputError
+from unlearnkit.results.leaderboard import read_leaderboard
 from unlearnkit.results.pool import load_pool, shadow_path
 from unlearnkit.runner.prepare import PoolConfig, PrepareJob, leave_out_design, parse_range, pool_dir, prepare_pool
 from unlearnkit.runner.setting import make_setting_config
@@ -108,3 +109,15 @@ def test_the_cli_prepares_a_pool_that_a_bench_finds(tmp_path, capsys):
                         job.setting, str(tmp_path))
     assert filled["shadow_matching"].pool == str(folder) and filled["finetune"] == method_config("finetune")
     assert main(["prepare", "--only", "3:9", "--shadows", "4", "--leave-out", "0.25", "--cache-dir", str(tmp_path)]) == 2
+    # A bench over the same setting finds the pool, and its report carries the one-time cost and R requests.
+    out = tmp_path / "bench"
+    assert main(["bench", "--model", "test_small_cnn", *sets, "--forget", "identity:0.1", "--seeds", "8", "--no-ceiling",
+                 "--methods", "finetune,shadow_matching", "--set", "method.finetune.epochs=1", "--workers", "1",
+                 "--cache-dir", str(tmp_path), "--out", str(out)]) == 0
+    board = read_leaderboard(out / "leaderboard.json")
+    rows = {r.method: r for r in board.rows}
+    pool = load_pool(folder).cost()
+    assert rows["shadow_matching"].one_time_ratio == pytest.approx(pool["compute"] / board.retrain_cost.compute)
+    assert rows["shadow_matching"].one_time_ratio > 1.0 and rows["finetune"].one_time_ratio is None
+    report = (out / "report.md").read_text()
+    assert "## The cost of answering R requests" in report and "| shadow_matching |" in report

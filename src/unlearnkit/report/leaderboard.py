@@ -111,6 +111,7 @@ HEALTH: tuple[Column, ...] = (
     GUARD,
     COMPUTE,
     TIME,
+    number("one-time x retrain", lambda r: r.one_time_ratio, "{:.1f}"),
 )
 
 # What ``compare`` sets side by side, per method and bench.

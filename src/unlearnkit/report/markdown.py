@@ -19,6 +19,7 @@ from unlearnkit.report.bench_report import (
     sources,
 )
 from unlearnkit.report.figures import epsilon_bars
+from unlearnkit.report.request_costs import RequestCost, request_cost_table
 from unlearnkit.report.leaderboard import (COMPARED, fmt, guard_pairs_markdown, health_markdown, leaderboard_markdown,
                                           md_table, title)
 from unlearnkit.results.leaderboard import CEILING
@@ -34,6 +35,13 @@ def report_markdown(report: BenchReport) -> str:
                   f"feature F = {fmt(ceiling and ceiling.feature_quality)}. References' accuracy: "
                   f"retain {fmt(ref and ref.retain)}, test {fmt(ref and ref.test)}, forget {fmt(ref and ref.forget)}."), ""]
     lines += ["## Run health", ""] + health_markdown(board)
+    prepared = [r for r in board.rows if r.one_time_ratio is not None]
+    if prepared:
+        ways = [RequestCost(r.method, r.compute_ratio, r.one_time_ratio or 0.0) for r in board.rows
+                if r.method != CEILING and r.compute_ratio is not None]
+        lines += ["", "## The cost of answering R requests (docs/prepared_models.md)", "",
+                  "Compute in retrains: a prepared method pays its pool once (`unlearnkit prepare`), then its "
+                  "per-request cost; the others pay per request.", "", request_cost_table(ways).rstrip("\n")]
     pairs = guard_pairs_markdown(board)
     if pairs:
         lines += ["", "## Guarded and unguarded (docs/guard.md)", ""] + pairs

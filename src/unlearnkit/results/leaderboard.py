@@ -199,6 +199,7 @@ class LeaderboardRow:
     feature_quality: float | None = None
     feature_quality_interval: tuple[float, float] | None = None
     guard: RowGuard | None = None
+    one_time_ratio: float | None = None
 
     @property
     def limit_judged_on(self) -> str | None:
@@ -215,7 +216,7 @@ class LeaderboardRow:
         opt = optional(number)
         if isinstance(record, dict):
             # Rows written before the feature-level metric lack its fields: not measured.
-            record = {**{name: None for name in FEATURE_FIELDS}, "guard": None, **record}
+            record = {**{name: None for name in FEATURE_FIELDS}, "guard": None, "one_time_ratio": None, **record}
         return read_fields(cls, record, where, {
             "method": text, "score": number, "score_bounded": number, "forget_quality": number,
             "forget_quality_bounded": number, "accuracy": Accuracy.from_json, "retrain_accuracy": Accuracy.from_json,
@@ -225,7 +226,8 @@ class LeaderboardRow:
             "ulira": number, "ulira_baseline": number, "loss_mia": opt, "svc_mia_efficacy": opt,
             "forget_quality_interval": optional(pair), "score_interval": optional(pair),
             "klom_forget": opt, "klom_test": opt, "klom_retain_probe": opt,
-            "feature_quality": opt, "feature_quality_interval": optional(pair), "guard": optional(RowGuard.from_json)})
+            "feature_quality": opt, "feature_quality_interval": optional(pair), "guard": optional(RowGuard.from_json),
+            "one_time_ratio": opt})
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ against the first is the score of a perfect unlearner, the ceiling every other r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,9 @@ from unlearnkit.results.leaderboard import (
 )
 from unlearnkit.results.records import ModelMeta, model_meta
 from unlearnkit.results.store import BenchStore, load_run
-from unlearnkit.runner.units import OUTPUT_SETS, run_labels
+from unlearnkit.methods import METHODS
+from unlearnkit.results.pool import load_pool
+from unlearnkit.runner.units import OUTPUT_SETS, run_labels, split_label
 
 # Model subsamples behind each row's intervals: each costs one score (about 30 ms at N = 16 and 124
 # forget examples on one core); 100 estimate the standard error to within about 14 %.
@@ -81,7 +84,7 @@ def score_bench(job, setting, store: BenchStore, provenance: dict[str, Any]) -> 
         ref_probe = None  # a reference with non-finite features gives no yardstick for the feature level
     scored = {name: _row(name, runs, ref_conf, ref_acc, retrain, sets, [m for _, m in references], ref_margins, ref_probe)
               for name, runs in entries.items()}
-    rows = sorted((row for row, _ in scored.values()), key=lambda r: -r.score)
+    rows = sorted((_with_one_time(row, job, retrain) for row, _ in scored.values()), key=lambda r: -r.score)
     per_example = {name: eps for name, (_, eps) in scored.items()}
     board = Leaderboard(
         rows=tuple(rows), seeds=n, forget_examples=int(len(forget_y)), dataset=setting.dataset.name,
@@ -91,6 +94,20 @@ def score_bench(job, setting, store: BenchStore, provenance: dict[str, Any]) -> 
         setting=json.loads(json_bytes(setting.summary())), provenance=provenance,
     )
     return board, per_example
+
+
+def _with_one_time(row: LeaderboardRow, job, retrain: RetrainCost) -> LeaderboardRow:
+    """``row`` with the compute its method paid once before any run (a prepared method's pool,
+    ``unlearnkit prepare``), as a multiple of one retrain's; other rows as they are."""
+    name = split_label(row.method)[0]
+    if name == CEILING or not METHODS.entry(name).meta.get("prepared"):
+        return row
+    cfg = job.method_configs.get(name)
+    if not getattr(cfg, "pool", ""):
+        return row
+    spent = load_pool(cfg.pool, getattr(cfg, "shadows", 0) or None).cost()
+    ratio = spent["compute"] / retrain.compute if retrain.compute else spent["compute_ratio"]
+    return dataclasses.replace(row, one_time_ratio=ratio)
 
 
 def _load(path: Path) -> tuple[dict[str, np.ndarray], ModelMeta]:
