@@ -13,6 +13,7 @@ from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import cosine, steps_per_epoch
 from unlearnkit.models.base import ModelSpec, model_parts
+from unlearnkit.models.parts import blank_forward
 from unlearnkit.models.mlp import MLP
 from unlearnkit.models.resnet import ResNet18
 from unlearnkit.models.small_cnn import SmallCNN
@@ -117,7 +118,6 @@ _RELUS = (nn.ReLU, nn.ReLU6)
 _MASKABLE = (nn.modules.batchnorm._BatchNorm, nn.Linear)
 
 
-@torch.no_grad()
 def traced_sites(model: nn.Module, spec: ModelSpec) -> list[Site]:
     """The batch norms and Linears (not the head) whose output a ReLU module takes as it is, from one forward pass.
 
@@ -139,14 +139,7 @@ def traced_sites(model: nn.Module, spec: ModelSpec) -> list[Site]:
 
     handles = [m.register_forward_hook(after) for m in model.modules() if isinstance(m, _MASKABLE)]
     handles += [m.register_forward_pre_hook(before) for m in model.modules() if isinstance(m, _RELUS)]
-    was_training = model.training
-    model.eval()
-    try:
-        model(torch.zeros(2, spec.in_channels, spec.image_size, spec.image_size, device=next(model.parameters()).device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    blank_forward(model, spec.in_channels, spec.image_size, handles)
 
     def stage(m: nn.Module) -> int:
         return next(i for i, b in enumerate(parts.blocks) if any(x is m for x in b.modules())) - 1

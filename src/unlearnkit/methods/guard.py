@@ -153,7 +153,7 @@ class _Guard:
         self.points = 0
 
     def keep(self, model: nn.Module) -> None:
-        self.states.append((self.points, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+        self.states.append((self.points, _state(model)))
         self.points += 1
         if len(self.states) > self.cfg.max_states:
             # Thin the older half (every other state), keep the latest ones: later means more unlearning.
@@ -312,7 +312,7 @@ def _blend(model: nn.Module, original: nn.Module, probe: _Probe, base, cfg: Guar
     for the largest that passes, in ``cfg.repair_evals`` probe evaluations. Leaves ``model`` at it and
     returns (its accuracies, a), or (None, None) with ``model`` at ``state`` where none passed."""
     tol = probe.tolerance(cfg.tolerance)
-    start = {k: v.detach().clone() for k, v in original.state_dict().items()}
+    start = _state(original)
     if start.keys() != state.keys() or any(start[k].shape != v.shape for k, v in state.items()):
         return None, None  # a method that changed the architecture: no line between the two
     lo, hi, found = 0.0, 1.0, None

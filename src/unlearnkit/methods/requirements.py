@@ -40,10 +40,11 @@ def _parts_problem(model: nn.Module, spec: ModelSpec) -> str | None:
 
 
 def _stages_problem(model: nn.Module, spec: ModelSpec) -> str | None:
-    problem = _parts_problem(model, spec)
-    if problem is None and len(model_parts(model, spec).blocks) < 2:
-        return f"{type(model).__name__} has no trunk stage before its classifier head"
-    return problem
+    try:
+        blocks = model_parts(model, spec).blocks
+    except InputError as exc:
+        return str(exc)
+    return f"{type(model).__name__} has no trunk stage before its classifier head" if len(blocks) < 2 else None
 
 
 def _kernels_problem(model: nn.Module, spec: ModelSpec) -> str | None:
@@ -87,23 +88,32 @@ def check_needs(needs: tuple[str, ...]) -> None:
         raise ValueError(f"unknown architecture need {unknown[0]!r}; known: {', '.join(NEEDS)}")
 
 
-def unmet_needs(name: str, model: nn.Module, spec: ModelSpec) -> list[str]:
-    """Why method ``name`` does not apply to ``model`` (one line per unmet need); empty when it applies."""
+def unmet_needs(name: str, model: nn.Module, spec: ModelSpec, checked: dict[str, str | None] | None = None) -> list[str]:
+    """Why method ``name`` does not apply to ``model`` (one line per unmet need); empty when it applies.
+
+    ``checked`` holds needs already checked on ``model`` (need -> problem or None) and gains the new ones.
+    """
     from unlearnkit.methods.base import METHODS
 
+    checked = {} if checked is None else checked
     out = []
     for need in METHODS.entry(name).meta.get("needs", ()):
-        problem = NEEDS[need].unmet(model, spec)
-        if problem is not None:
-            out.append(f"it needs {NEEDS[need].says}: {problem}")
+        if need not in checked:
+            checked[need] = NEEDS[need].unmet(model, spec)
+        if checked[need] is not None:
+            out.append(f"it needs {NEEDS[need].says}: {checked[need]}")
     return out
 
 
 def verdict(model: nn.Module, spec: ModelSpec, names: list[str] | None = None) -> dict[str, list[str]]:
-    """For each method (default: all), the reasons it does not apply to ``model``; an empty list where it does."""
+    """For each method (default: all), the reasons it does not apply to ``model``; an empty list where it does.
+
+    Each need is checked once on ``model``, however many methods declare it.
+    """
     from unlearnkit.methods.base import METHODS
 
-    return {name: unmet_needs(name, model, spec) for name in (names or METHODS.names())}
+    checked: dict[str, str | None] = {}
+    return {name: unmet_needs(name, model, spec, checked) for name in (names or METHODS.names())}
 
 
 def require_applicable(name: str, model: nn.Module, spec: ModelSpec) -> None:

@@ -52,8 +52,30 @@ class Trace:
 
 
 @torch.no_grad()
+def blank_forward(model: nn.Module, in_channels: int, image_size: int, handles: list) -> object:
+    """``model``'s output on two blank images, in eval mode and without gradients; its mode is
+    restored and the hook ``handles`` (registered for this pass) are removed afterwards.
+
+    Raises:
+        InputError: the forward pass fails on images of this shape; the message names the model's class.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        return model(torch.zeros(2, in_channels, image_size, image_size, device=device))
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise InputError(f"{type(model).__name__} cannot run on images of shape [batch, {in_channels}, {image_size}, "
+                         f"{image_size}]: {str(exc).splitlines()[0][:200]}") from None
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
 def trace(model: nn.Module, in_channels: int, image_size: int) -> Trace:
-    """Run ``model`` once on two blank images and record what it calls (its mode is restored).
+    """Run ``model`` once on two blank images (:func:`blank_forward`) and record what it calls.
 
     Raises:
         InputError: the forward pass fails on images of this shape, or does not return logits
@@ -70,20 +92,7 @@ def trace(model: nn.Module, in_channels: int, image_size: int) -> Trace:
         if isinstance(module, nn.Linear):
             linears.append(module)
 
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    handles = [m.register_forward_pre_hook(pre) for m in model.modules()]
-    was_training = model.training
-    model.eval()
-    try:
-        out = model(torch.zeros(2, in_channels, image_size, image_size, device=device))
-    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise InputError(f"{type(model).__name__} cannot run on images of shape [batch, {in_channels}, {image_size}, "
-                         f"{image_size}]: {str(exc).splitlines()[0][:200]}") from None
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    out = blank_forward(model, in_channels, image_size, [m.register_forward_pre_hook(pre) for m in model.modules()])
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         what = f"a tensor of shape {list(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
         raise InputError(f"{type(model).__name__} returns {what}; a classifier must return logits [batch, classes]")

@@ -238,7 +238,7 @@ def _resolve(key: str) -> Setting:
     cfg = setting_from_dict(json.loads(key))
     ds = DATASETS.get(cfg.dataset)(cfg.dataset_config)
     forget = _select_forget(ds, cfg)
-    spec = ModelSpec(cfg.model, ds.num_classes, ds.image_shape[0], ds.image_shape[1], cfg.model_config)
+    spec = _spec(ds, cfg)
     if ds.image_shape[1] != ds.image_shape[2]:
         raise InputError(f"dataset {ds.name}: images are {ds.image_shape[1]}x{ds.image_shape[2]}; models expect square images")
     rt = resolve_runtime(cfg.train)
@@ -262,7 +262,10 @@ def _resolve(key: str) -> Setting:
 
 def setting_spec(cfg: SettingConfig) -> ModelSpec:
     """The model spec ``cfg`` resolves to (its dataset's classes and image shape), without building tensors."""
-    ds = DATASETS.get(cfg.dataset)(cfg.dataset_config)
+    return _spec(DATASETS.get(cfg.dataset)(cfg.dataset_config), cfg)
+
+
+def _spec(ds: ImageDataset, cfg: SettingConfig) -> ModelSpec:
     return ModelSpec(cfg.model, ds.num_classes, ds.image_shape[0], ds.image_shape[1], cfg.model_config)
 
 
