@@ -140,3 +140,27 @@ def test_bad_guard_settings_are_refused(bad, match):
         GuardConfig(**bad)
     with pytest.raises(InputError, match="unknown field 'tol'"):
         GuardConfig.from_dict({"tol": 0.1})
+
+
+def test_a_probe_loss_at_the_tolerance_passes_only_without_a_margin():
+    from unlearnkit.methods.guard import _shortfall
+
+    before = torch.ones(500, dtype=torch.bool)
+    after = before.clone()
+    after[:10] = False  # 10 of 500 lost: exactly 2 points on the probe
+    tol = (0.02, 0.02)
+    assert _shortfall((after, None), (before, None), tol, margin=0.0) <= 1e-9
+    # One standard error of the paired difference (sqrt(0.02 * 0.98 / 500) = 0.63 points) on top.
+    short = _shortfall((after, None), (before, None), tol, margin=1.0)
+    assert short == pytest.approx(float((before.float() - after.float()).std()) / 500 ** 0.5, rel=1e-6)
+    # Examples the original got wrong and the model gets right offset those it lost.
+    base = before.clone()
+    base[10:20] = False
+    swapped = after.clone()
+    swapped[10:20] = True
+    assert _shortfall((swapped, None), (base, None), tol, margin=1.0) < 0
+
+
+def test_the_margin_is_checked():
+    with pytest.raises(InputError, match="guard margin -1"):
+        GuardConfig(margin=-1)

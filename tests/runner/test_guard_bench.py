@@ -122,3 +122,33 @@ def test_forget_without_the_guard_loses_what_the_guard_keeps(underfit, tmp_path)
     before = plain["measures"]["retain_accuracy"]["before"]
     assert plain["measures"]["retain_accuracy"]["after"] < before - 0.02  # the method alone loses it
     assert guarded["measures"]["retain_accuracy"]["after"] >= before - 0.02 - 1e-6
+
+
+def test_forget_on_an_underfit_model_strikes_less_hard_and_says_so(underfit, tmp_path, monkeypatch):
+    from unlearnkit.methods.regime import UNDERFIT_SCALE
+
+    monkeypatch.setitem(UNDERFIT_SCALE, "oleszko", 0.5)
+    job = make_forget_job(str(underfit), out=str(tmp_path / "f"), dataset_options=DATA, identities="0,5,6", method="oleszko",
+                          method_options={"epochs": 1.0}, train_options={"precision": "fp32"}, cache_dir=str(tmp_path / "c"))
+    assert job.regime == ("prune_fraction",)
+    audit = write_audit(job.out, run_forget(job, log=lambda _: None).audit)
+    regime = audit["method"]["regime"]
+    default = make_forget_job(str(underfit), out=str(tmp_path / "g"), dataset_options=DATA, identities="0,5,6",
+                              method="oleszko").method_config.prune_fraction
+    assert regime["memorises"] is False and regime["retain"] < 0.9
+    assert audit["method"]["config"]["prune_fraction"] == pytest.approx(default * 0.5) == regime["scaled"]["prune_fraction"]
+    assert "does not memorise" in (tmp_path / "f" / "audit.html").read_text()
+    # Set by the user: left alone.
+    mine = make_forget_job(str(underfit), out=str(tmp_path / "h"), dataset_options=DATA, identities="0,5,6",
+                           method="oleszko", method_options={"prune_fraction": 0.9})
+    assert mine.regime is None
+
+
+def test_a_bench_job_carries_the_fields_the_regime_rule_may_scale():
+    setting = make_setting_config(dataset_options=DATA, forget="identity:0.1", model="test_small_cnn")
+    job = make_bench_job(setting, methods=("oleszko", "finetune", "seif"), seeds=8,
+                         method_options={"seif": {"first_noise_std": 0.1}})
+    assert job.method_regime == {"oleszko": ("prune_fraction",), "finetune": None, "seif": ("last_noise_std",)}
+    assert bench_from_dict(json.loads(json.dumps(bench_to_dict(job)))).method_regime == job.method_regime
+    published = make_bench_job(setting, methods=("oleszko",), seeds=8, preset=None)
+    assert published.method_regime == {"oleszko": None}

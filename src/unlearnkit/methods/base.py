@@ -23,6 +23,7 @@ from unlearnkit.errors import InputError
 from unlearnkit.methods.checks import guard_config
 from unlearnkit.methods.requirements import require_applicable
 from unlearnkit.methods.guard import GuardConfig, GuardOutcome, run_guarded
+from unlearnkit.methods.regime import Regime, apply_regime, measure_regime
 from unlearnkit.metrics.efficiency import Cost, measure
 from unlearnkit.models import ModelSpec
 from unlearnkit.registry import Registry
@@ -86,6 +87,7 @@ class UnlearnResult:
     cost: Cost = field(default_factory=Cost)
     stopped_by_budget: bool = False
     guard: GuardOutcome | None = None
+    regime: Regime | None = None
 
 
 # The model a method is training: set by clone(), read when a budget stops the method early.
@@ -99,7 +101,7 @@ def method_config(name: str, overrides: dict[str, Any] | None = None):
 
 def run_method(
     name: str, model: nn.Module, data: UnlearnData, cfg: Any = None, *, seed: int, max_compute: float | None = None,
-    guard: GuardConfig | None = None,
+    guard: GuardConfig | None = None, regime: tuple[str, ...] | None = None,
 ) -> UnlearnResult:
     """Run method ``name`` on a copy of ``model`` and measure its cost.
 
@@ -120,6 +122,10 @@ def run_method(
         guard: Hold the model to this utility guard (methods.guard, docs/guard.md; None: no guard).
             Its probe evaluations are counted in the run's compute and under ``max_compute``; its
             outcome is the result's ``guard``.
+        regime: Apply the regime rule (methods.regime) to these of ``cfg``'s fields (the method's
+            strength fields the user did not set; None: no rule). The original's probe evaluation
+            is counted in the run's compute; what it found is the result's ``regime``, and the
+            result's ``config`` is the config the method ran with.
     """
     entry = METHODS.entry(name)
     cfg = cfg if cfg is not None else entry.config()
@@ -128,11 +134,13 @@ def run_method(
     fn: Callable[..., nn.Module] = entry.obj
     require_applicable(name, model, data.spec)
     devices = [data.runtime.device] if data.runtime.device.type == "cuda" else []
-    stopped, outcome = False, None
+    stopped, outcome, found = False, None, None
     token = _STUDENT.set(None)
     try:
         with torch.random.fork_rng(devices=devices), measure(data.runtime.device, max_compute=max_compute) as cost:
             torch.manual_seed(derive_seed(seed, name, "global"))
+            if regime is not None:
+                cfg, found = apply_regime(cfg, name, regime, *measure_regime(model, data, seed=seed))
             try:
                 if guard is None:
                     out = fn(model, data, cfg, seed=seed)
@@ -148,7 +156,7 @@ def run_method(
         _STUDENT.reset(token)
     out.eval()
     return UnlearnResult(model=out, method=name, seed=seed, config=to_dict(cfg), cost=cost, stopped_by_budget=stopped,
-                         guard=outcome)
+                         guard=outcome, regime=found)
 
 
 def clone(model: nn.Module) -> nn.Module:

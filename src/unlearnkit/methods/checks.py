@@ -91,8 +91,16 @@ def guard_config(entry: Entry) -> None:
     """
     check_needs(tuple(entry.meta.get("needs", ())))
     cls = entry.config
+    strength = tuple(entry.meta.get("strength", ()))
     if cls is None:
+        if strength:
+            raise ValueError(f"method {entry.name} declares strength fields {strength} but has no config")
         return
+    floats = {f.name for f in dataclasses.fields(cls) if f.type in ("float", float)}
+    odd = [name for name in strength if name not in floats]
+    if odd:
+        raise ValueError(f"method {entry.name}: strength field {odd[0]!r} is not a float field of {cls.__name__} "
+                         "(the regime rule scales it)")
     init = cls.__init__
     where = f"method.{entry.name}"
 

@@ -49,6 +49,7 @@ def contrastive_forget_loss(
 @METHODS.register(
     "fanchuan",
     config=FanchuanConfig,
+    strength=("uniform_lr", "forget_lr"),  # methods.regime
     reference="Fanchuan, 1st place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
     tiny={"epochs": 1, "batch_size": 16},
 )

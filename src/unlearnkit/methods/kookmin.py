@@ -89,6 +89,7 @@ def reinit_low_saliency(
 @METHODS.register(
     "kookmin",
     config=KookminConfig,
+    strength=("reinit_fraction",),  # methods.regime
     reference="Kookmin Univ., 2nd place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
     tiny={"epochs": 1},
 )

@@ -69,6 +69,7 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 @METHODS.register(
     "oleszko",
     config=OleszkoConfig,
+    strength=("prune_fraction",),  # methods.regime
     # not strong under its auto defaults: tests/methods/test_behaviour.py measured less than a quarter of the gap closed
     reference="Oleszko, 4th place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
     tiny={"epochs": 1.5},

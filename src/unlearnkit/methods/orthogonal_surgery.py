@@ -66,6 +66,7 @@ def mean_abs_weights(model: nn.Module) -> torch.Tensor:
 @METHODS.register(
     "orthogonal_surgery",
     config=OrthogonalSurgeryConfig,
+    strength=("surgery_lr",),  # methods.regime
     reference="Akbari, Morshed & Gaudi 2023, github.com/sachit3022/unlearning, unl_algorithms/surgery.py",
     tiny={"epochs": 1, "forget_passes": 1, "forget_batch_size": 8, "batch_size": 32},
 )

@@ -52,6 +52,7 @@ def saliency_mask(model: nn.Module, data: UnlearnData, ratio: float, batch_size:
 @METHODS.register(
     "salun",
     config=SalUnConfig,
+    strength=("lr",),  # methods.regime
     reference="Fan et al. 2024 (RL with a 50% saliency mask, lr ~0.013, 10 epochs)",
     tiny={"epochs": 1},
 )

@@ -127,6 +127,7 @@ def temperature_to_match(logits: torch.Tensor, y: torch.Tensor, goal: float) -> 
 @METHODS.register(
     "scramble_relearn",
     config=ScrambleRelearnConfig,
+    strength=("strength",),  # methods.regime
     # Not ``strong``: it moves S towards a retrain's, but loses up to 10 points of retain accuracy
     # (its utility floor) where the behaviour test allows 5 (docs/scramble_relearn.md).
     reference="unlearnkit (2026), docs/scramble_relearn.md",

@@ -49,6 +49,7 @@ def add_noise(weight: torch.Tensor, std: float, gen: torch.Generator) -> None:
 @METHODS.register(
     "seif",
     config=SeifConfig,
+    strength=("first_noise_std", "last_noise_std"),  # methods.regime
     # not strong under its auto defaults: tests/methods/test_behaviour.py measured less than a quarter of the gap closed
     reference="Seif, 3rd place, NeurIPS 2023 Machine Unlearning competition (Triantafillou et al. 2024)",
     needs=("head",),

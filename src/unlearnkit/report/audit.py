@@ -305,6 +305,8 @@ def render_audit_html(audit: dict[str, Any]) -> str:
                + (f", budget {meth['budget']} x one retrain's compute ({meth['budget_compute']:.0f} example passes)"
                   if meth["budget"] else ", no budget")
                + (", <b>stopped by the budget</b>" if meth["stopped_by_budget"] else "") + ".</p>")
+    if meth.get("regime_summary"):
+        out.append(f"<p>Regime-aware defaults: {_e(meth['regime_summary'])}.</p>")
     out.append(f"<pre><code>{_e(json.dumps(meth['config'], indent=2, sort_keys=True))}</code></pre>")
     guard = audit.get("guard")
     out.append("<h2>Utility guard</h2>")

@@ -228,7 +228,9 @@ def setting_fields(report: BenchReport) -> list[tuple[str, str]]:
                                               f"torch {bp.get('torch', '?')} (the score above ran with the package line)")))
     for name, cfg in report.method_configs.items():
         preset = f" (preset {cfg['preset']})" if cfg.get("preset") else ""
-        fields.append((f"method {name}", j(cfg.get("config", {})) + preset))
+        regime = (f"; the regime rule may scale {', '.join(cfg['regime'])} (docs/guard.md; each run's record has its regime)"
+                  if cfg.get("regime") else "")
+        fields.append((f"method {name}", j(cfg.get("config", {})) + preset + regime))
     return fields
 
 

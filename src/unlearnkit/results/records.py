@@ -44,6 +44,8 @@ class ModelMeta:
         budget_compute: The run's cap in example passes, or None.
         guard: The utility guard's outcome of a guarded method run (``methods.guard.GuardOutcome``'s
             fields: tolerance, passed, chosen, probe accuracies, compute, ...), or None unguarded.
+        regime: What the regime rule measured on the original and changed (``methods.regime.Regime``'s
+            fields: retain, val, memorises, scale, scaled), or None where the rule was not applied.
     """
 
     kind: str
@@ -61,6 +63,7 @@ class ModelMeta:
     stopped_by_budget: bool = False
     budget_compute: float | None = None
     guard: dict[str, Any] | None = None
+    regime: dict[str, Any] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -91,6 +94,7 @@ class ModelMeta:
             stopped_by_budget=bool(meta.get("stopped_by_budget", False)),
             budget_compute=opt_num(meta.get("budget_compute"), f"{where}.budget_compute"),
             guard=optional(mapping)(meta.get("guard"), f"{where}.guard"),
+            regime=optional(mapping)(meta.get("regime"), f"{where}.regime"),
         )
 
 

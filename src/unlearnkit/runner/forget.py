@@ -66,7 +66,7 @@ class ForgetOutcome:
 
 
 # What makes two jobs the same erasure (a rerun into the same folder returns the finished audit).
-_IDENTITY = ("setting", "checkpoint", "method", "method_config", "budget", "references", "guard")
+_IDENTITY = ("setting", "checkpoint", "method", "method_config", "budget", "references", "guard", "regime")
 
 
 def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetOutcome:
@@ -106,7 +106,9 @@ def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetO
     with torch_threads(job.threads):
         conditions = run_conditions(setting.runtime)
         result = run_method(job.method, original, setting.unlearn_data, job.method_config, seed=seed, max_compute=cap,
-                            guard=job.guard)
+                            guard=job.guard, regime=job.regime)
+    if result.regime is not None:
+        log(f"regime: {result.regime.summary()}")
     if result.guard is not None:
         log(f"utility guard: {result.guard.summary()}")
     after = measure_model(result.model, setting, classes)
@@ -131,7 +133,9 @@ def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetO
                    "indices": setting.forget.indices.tolist()},
         "method": {"name": job.method, "config": result.config, "preset": job.method_preset,
                    "chosen_because": job.method_reason, "leaderboard": job.method_leaderboard, "seed": seed,
-                   "budget": job.budget, "budget_compute": cap, "stopped_by_budget": result.stopped_by_budget},
+                   "budget": job.budget, "budget_compute": cap, "stopped_by_budget": result.stopped_by_budget,
+                   "regime": result.regime.to_dict() if result.regime is not None else None,
+                   "regime_summary": result.regime.summary() if result.regime is not None else None},
         "guard": result.guard.to_dict() if result.guard is not None else None,
         "targets": targets,
         "measures": measures,
@@ -382,7 +386,7 @@ def verify_with_references(job: ForgetJob, setting: Setting, original: torch.nn.
         runs = [first.model] + [
             run_method(job.method, original, setting.unlearn_data, job.method_config,
                        seed=model_seed(setting.config.run_seed, f"unlearn/{job.method}", k), max_compute=cap,
-                       guard=job.guard).model
+                       guard=job.guard, regime=job.regime).model
             for k in range(1, n)]
     # Each run recorded as a bench records a method run (units.model_outputs): logits and re-headed logits.
     records = [read_npz(io.BytesIO(model_outputs(model, setting, {}))) for model in runs]

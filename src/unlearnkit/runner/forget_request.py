@@ -26,7 +26,7 @@ from unlearnkit.methods import METHODS
 from unlearnkit.methods.guard import GuardConfig
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.default_method import default_method
-from unlearnkit.runner.jobs import resolve_method_config
+from unlearnkit.runner.jobs import regime_fields, resolve_method_config
 from unlearnkit.runner.setting import SettingConfig, applicable, make_setting_config, method_verdict, setting_to_dict
 
 # Train-recipe fields that only say where and how fast a model runs; the rest come from the checkpoint.
@@ -59,6 +59,7 @@ class ForgetJob:
         threads: Torch threads the method runs with (the references' count, for comparable times).
         guard: The utility guard the method runs under (methods.guard; on by default: a production
             model must keep its accuracy); None runs it unguarded.
+        regime: The method's fields the regime rule may scale (runner.jobs.regime_fields; None: no rule).
     """
 
     setting: SettingConfig
@@ -75,6 +76,7 @@ class ForgetJob:
     method_leaderboard: str | None = None
     threads: int = REFERENCE_THREADS
     guard: GuardConfig | None = field(default_factory=GuardConfig)
+    regime: tuple[str, ...] | None = None
 
 
 def make_forget_job(
@@ -187,7 +189,7 @@ def make_forget_job(
         reason = "given with --method"
     cfg, used = resolve_method_config(method, preset, setting, method_options)
     return ForgetJob(setting, str(path), method, cfg, used, reason, request, budget, references, cache_dir, str(out),
-                     board, REFERENCE_THREADS, guard)
+                     board, REFERENCE_THREADS, guard, regime_fields(method, preset, method_options))
 
 
 def _spec_kind(forget: str) -> str:
@@ -307,4 +309,5 @@ def forget_to_dict(job: ForgetJob) -> dict[str, Any]:
             "method_config": to_dict(job.method_config), "method_preset": job.method_preset,
             "method_reason": job.method_reason, "method_leaderboard": job.method_leaderboard, "request": job.request,
             "budget": job.budget, "references": job.references, "cache_dir": job.cache_dir, "out": job.out,
-            "threads": job.threads, "guard": job.guard.to_dict() if job.guard is not None else None}
+            "threads": job.threads, "guard": job.guard.to_dict() if job.guard is not None else None,
+            "regime": None if job.regime is None else list(job.regime)}

@@ -21,6 +21,7 @@ from unlearnkit.io import provenance, write_json
 from unlearnkit.methods import METHODS, method_config, run_method
 from unlearnkit.methods.defaults import resolve_values, transfer_defaults
 from unlearnkit.methods.guard import GuardConfig
+from unlearnkit.methods.regime import UNDERFIT_SCALE
 from unlearnkit.metrics.efficiency import cost_ratios, proc_bytes, retrain_steps, run_conditions
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
@@ -48,6 +49,17 @@ def resolve_method_config(method: str, preset: str | None, setting: SettingConfi
     base = resolve_values(swept, setting.train) if swept else {}
     used = setting.model.removeprefix("test_") if swept else None
     return method_config(method, {**base, **(options or {})}), used
+
+
+def regime_fields(method: str, preset: str | None, options: dict | None = None) -> tuple[str, ...] | None:
+    """The fields the regime rule (:mod:`unlearnkit.methods.regime`) may scale in a run of ``method``:
+    the strength fields it declares that ``options`` (the user's settings) do not set; None under
+    the reference defaults (``preset`` none), which stay as published, where the method's factor is 1
+    (the rule could change nothing, so its probe is not paid for) and where no such field is left."""
+    if preset != "auto" or UNDERFIT_SCALE.get(method, 1.0) == 1.0:
+        return None
+    fields = tuple(f for f in METHODS.entry(method).meta.get("strength", ()) if f not in (options or {}))
+    return fields or None
 
 
 # -- train ----------------------------------------------------------------------------------------
@@ -200,6 +212,8 @@ class BenchJob:
         guard: Also run every method under this utility guard, as rows ``NAME+guard`` beside the
             unguarded ones (docs/guard.md); None (the default): unguarded rows only, comparable
             with published methods.
+        method_regime: Each method's fields the regime rule may scale (see :func:`regime_fields`;
+            absent or None: no rule).
     """
 
     setting: SettingConfig
@@ -215,6 +229,7 @@ class BenchJob:
     out: str = "runs/bench"
     cache_dir: str = ""
     guard: GuardConfig | None = None
+    method_regime: dict = field(default_factory=dict)
 
 
 def make_bench_job(
@@ -269,7 +284,8 @@ def make_bench_job(
             raise InputError(f"{name} {value}: expected at least 1")
     configs = with_pools({m: c for m, (c, _) in resolved.items()}, setting, cache_dir)  # prepared methods read a pool
     return BenchJob(setting, tuple(methods), configs, {m: p for m, (_, p) in resolved.items()},
-                    seeds, ceiling, budget, threads, block, strategy, out, cache_dir, guard)
+                    seeds, ceiling, budget, threads, block, strategy, out, cache_dir, guard,
+                    {m: regime_fields(m, preset, options.get(m)) for m in methods})
 
 
 def _uses_cuda(train: TrainConfig) -> bool:
@@ -284,7 +300,8 @@ def bench_to_dict(job: BenchJob) -> dict[str, Any]:
             "method_presets": dict(job.method_presets), "seeds": job.seeds, "ceiling": job.ceiling,
             "budget": job.budget, "threads": job.threads, "block": job.block, "strategy": job.strategy,
             "out": str(job.out), "cache_dir": job.cache_dir,
-            "guard": job.guard.to_dict() if job.guard is not None else None}
+            "guard": job.guard.to_dict() if job.guard is not None else None,
+            "method_regime": {m: None if f is None else list(f) for m, f in job.method_regime.items()}}
 
 
 def bench_from_dict(raw: dict[str, Any]) -> BenchJob:
@@ -293,7 +310,8 @@ def bench_from_dict(raw: dict[str, Any]) -> BenchJob:
         return BenchJob(setting_from_dict(raw["setting"]), tuple(raw["methods"]), configs, dict(raw.get("method_presets", {})),
                         int(raw["seeds"]), bool(raw["ceiling"]), raw.get("budget"), int(raw["threads"]), int(raw["block"]),
                         raw["strategy"], raw["out"], raw.get("cache_dir", ""),
-                        GuardConfig.from_dict(raw["guard"]) if raw.get("guard") is not None else None)
+                        GuardConfig.from_dict(raw["guard"]) if raw.get("guard") is not None else None,
+                        {m: None if f is None else tuple(f) for m, f in raw.get("method_regime", {}).items()})
     except (KeyError, TypeError) as exc:
         raise InputError(f"bench record: missing or malformed field ({exc})") from None
 
@@ -325,7 +343,8 @@ def prepare_bench(job: BenchJob) -> tuple[BenchStore, list[Unit]]:
     identity = ("setting", "seeds", "ceiling", "budget", "results_version", "dataset_fingerprint", "forget_fingerprint")
     configs = {label: (store.method_dir(label) / "config.json",
                        {"method": label, "config": to_dict(job.method_configs[name]), "preset": job.method_presets.get(name),
-                        **({"guard": job.guard.to_dict()} if guarded else {})})
+                        **({"guard": job.guard.to_dict()} if guarded else {}),
+                        **({"regime": list(job.method_regime[name])} if job.method_regime.get(name) else {})})
                for label, (name, guarded) in ((label, split_label(label)) for label in run_labels(job))}
     # Every record is checked before the first is written: a refused bench leaves the folder as it was.
     check_record(store.out / "bench.json", record, identity, f"bench folder {store.out}")

@@ -303,11 +303,13 @@ def _run_method(job, setting: Setting, store: BenchStore, label: str, todo: list
     for k in todo:
         # A guarded run takes its unguarded twin's seed: the same method run, paired, with the guard's choice on top.
         seed = model_seed(setting.config.run_seed, f"unlearn/{name}", k)
-        result = run_method(name, model, data, cfg, seed=seed, max_compute=cap, guard=guard)
+        result = run_method(name, model, data, cfg, seed=seed, max_compute=cap, guard=guard,
+                            regime=job.method_regime.get(name))
         emit(store.method_run(label, k), model_outputs(result.model, setting, {
             "kind": "unlearn", "method": label, "k": k, "seed": seed, **result.cost.to_dict(), "conditions": conditions,
             "budget_compute": cap, "stopped_by_budget": result.stopped_by_budget,
-            "guard": result.guard.to_dict() if result.guard is not None else None}))
+            "guard": result.guard.to_dict() if result.guard is not None else None,
+            "regime": result.regime.to_dict() if result.regime is not None else None}))
 
 
 # -- re-timing a retrain where the methods run --------------------------------------------------------
