@@ -13,7 +13,8 @@ from unlearnkit.methods import method_config, run_method
 from unlearnkit.methods import regime as regime_module
 from unlearnkit.methods.base import METHODS
 from unlearnkit.methods.checks import guard_config
-from unlearnkit.methods.regime import PROBE, UNDERFIT_SCALE, apply_regime, memorises
+from unlearnkit.methods.guard import GuardConfig
+from unlearnkit.methods.regime import UNDERFIT_SCALE, apply_regime, memorises
 from unlearnkit.registry import Entry
 from unlearnkit.runner.jobs import regime_fields
 
@@ -67,7 +68,8 @@ def test_the_measurement_is_counted_and_the_result_records_what_ran(tiny_dataset
     cfg = method_config("oleszko", {"epochs": 1.0})
     plain = run_method("oleszko", original, data, cfg, seed=1)
     ruled = run_method("oleszko", original, data, cfg, seed=1, regime=("prune_fraction",))
-    probe = FORWARD * (min(PROBE, len(data.retain)) + min(PROBE, len(data.val)))
+    sizes = GuardConfig()
+    probe = FORWARD * (min(sizes.retain_probe, len(data.retain)) + min(sizes.val_probe, len(data.val)))
     assert plain.regime is None and ruled.regime is not None
     assert ruled.cost.compute == pytest.approx(plain.cost.compute + probe)
     r = ruled.regime
@@ -83,3 +85,14 @@ def test_the_measurement_is_counted_and_the_result_records_what_ran(tiny_dataset
     # The side that memorises ran the config as given: the same model as the run without the rule.
     kept = flipped if flipped.regime.memorises else ruled
     assert all(torch.equal(a, b) for a, b in zip(kept.model.state_dict().values(), plain.model.state_dict().values()))
+
+
+def test_a_guarded_run_evaluates_the_original_once_for_the_rule_and_the_guard(tiny_dataset, tiny_forget, monkeypatch):
+    original, data = make_tiny(tiny_dataset, tiny_forget)
+    cfg = method_config("oleszko", {"epochs": 1.0})
+    monkeypatch.setattr(regime_module, "MEMORISES", 1e9)  # memorises: the rule leaves the config as it is
+    guarded = run_method("oleszko", original, data, cfg, seed=1, guard=GuardConfig())
+    both = run_method("oleszko", original, data, cfg, seed=1, guard=GuardConfig(), regime=("prune_fraction",))
+    assert both.regime.memorises and both.cost.compute == pytest.approx(guarded.cost.compute)
+    assert (both.regime.retain, both.regime.val) == (guarded.guard.original_retain, guarded.guard.original_val)
+    assert both.guard.compute < guarded.guard.compute  # the original's evaluation is the rule's, counted once

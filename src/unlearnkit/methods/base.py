@@ -22,8 +22,8 @@ from unlearnkit.engine.train import Runtime, TrainConfig
 from unlearnkit.errors import InputError
 from unlearnkit.methods.checks import guard_config
 from unlearnkit.methods.requirements import require_applicable
-from unlearnkit.methods.guard import GuardConfig, GuardOutcome, run_guarded
-from unlearnkit.methods.regime import Regime, apply_regime, measure_regime
+from unlearnkit.methods.guard import GuardConfig, GuardOutcome, Probe, accuracies, run_guarded
+from unlearnkit.methods.regime import Regime, apply_regime
 from unlearnkit.metrics.efficiency import Cost, measure
 from unlearnkit.models import ModelSpec
 from unlearnkit.registry import Registry
@@ -134,19 +134,22 @@ def run_method(
     fn: Callable[..., nn.Module] = entry.obj
     require_applicable(name, model, data.spec)
     devices = [data.runtime.device] if data.runtime.device.type == "cuda" else []
-    stopped, outcome, found = False, None, None
+    stopped, outcome, found, probe, base = False, None, None, None, None
     token = _STUDENT.set(None)
     try:
         with torch.random.fork_rng(devices=devices), measure(data.runtime.device, max_compute=max_compute) as cost:
             torch.manual_seed(derive_seed(seed, name, "global"))
             if regime is not None:
-                cfg, found = apply_regime(cfg, name, regime, *measure_regime(model, data, seed=seed))
+                # The guard's probes (its sizes, or the defaults unguarded): a guarded run reuses this evaluation.
+                probe = Probe(guard or GuardConfig(), data.retain, data.val, seed, data.runtime)
+                base = probe(model)
+                cfg, found = apply_regime(cfg, name, regime, *accuracies(base))
             try:
                 if guard is None:
                     out = fn(model, data, cfg, seed=seed)
                 else:
                     out, outcome, stopped = run_guarded(lambda: fn(model, data, cfg, seed=seed), model, data, guard,
-                                                        seed=seed, stopped=_STUDENT.get)
+                                                        seed=seed, stopped=_STUDENT.get, probe=probe, base=base)
             except BudgetSpent:
                 out, stopped = _STUDENT.get(), True
                 if out is None:

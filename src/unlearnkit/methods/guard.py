@@ -182,13 +182,14 @@ def guard_point(model: nn.Module) -> None:
         guard.keep(model)
 
 
-class _Probe:
-    """The retain and validation probes and the original's accuracy on them."""
+class Probe:
+    """Seeded probes of the retain set and of the validation split (``cfg``'s sizes), and which of their
+    examples a model gets right; the regime rule (methods.regime) reads the original's from the same call."""
 
     def __init__(self, cfg: GuardConfig, retain: TensorSet, val: TensorSet, seed: int, runtime) -> None:
         if len(retain) == 0:
-            raise InputError("the utility guard needs a non-empty retain set to measure accuracy on "
-                             "(run without it: --no-guard, or bench without --guard)")
+            raise InputError("the utility guard and the regime rule need a non-empty retain set to measure accuracy on "
+                             "(run without them: --no-guard, or bench without --guard; --preset none)")
         self.runtime = runtime
         self.retain = retain.subset(torch.randperm(len(retain), generator=torch_generator(derive_seed(seed, "guard", "retain")))
                                     [:cfg.retain_probe])
@@ -224,7 +225,7 @@ class _Probe:
 Right = tuple[torch.Tensor, "torch.Tensor | None"]
 
 
-def _accuracies(right: Right) -> tuple[float, float | None]:
+def accuracies(right: Right) -> tuple[float, float | None]:
     return tuple(None if r is None else float(r.float().mean()) for r in right)
 
 
@@ -245,7 +246,8 @@ def _shortfall(now: Right, base: Right, tolerance: tuple[float, float], margin: 
 
 
 def run_guarded(method: Callable[[], nn.Module], original: nn.Module, data, cfg: GuardConfig, *, seed: int,
-                stopped: Callable[[], nn.Module | None]) -> tuple[nn.Module, GuardOutcome, bool]:
+                stopped: Callable[[], nn.Module | None], probe: Probe | None = None,
+                base: Right | None = None) -> tuple[nn.Module, GuardOutcome, bool]:
     """Run ``method()`` under the guard ``cfg``; returns (the model kept, the outcome, whether a budget stopped it).
 
     Called by ``methods.base.run_method`` inside its compute count. The original's probe evaluation
@@ -259,11 +261,14 @@ def run_guarded(method: Callable[[], nn.Module], original: nn.Module, data, cfg:
         cfg: The guard's settings.
         seed: The run's seed (draws the probes).
         stopped: The method's model where a budget stopped it (None before it made one).
+        probe: The probes (None: drawn here from ``cfg`` and ``seed``).
+        base: ``probe(original)`` where the caller has it already (the regime rule's measurement,
+            counted there); None: evaluated here, as the guard's compute.
     """
-    probe = _Probe(cfg, data.retain, data.val, seed, data.runtime)
+    probe = probe if probe is not None else Probe(cfg, data.retain, data.val, seed, data.runtime)
     guard = _Guard(cfg)
     with count_compute() as spent:
-        base = probe(original)
+        base = base if base is not None else probe(original)
     left = remaining_compute()
     cap = None if left is None else max(0.0, left - probe.cost)
     token = _ACTIVE.set(guard)
@@ -282,7 +287,7 @@ def run_guarded(method: Callable[[], nn.Module], original: nn.Module, data, cfg:
         outcome = _choose(model, original, guard, probe, base, cfg)
     spent_total = spent.total + counted.total
     model, chosen, point, acc, weight = outcome
-    base_acc, now = _accuracies(base), _accuracies(acc)
+    base_acc, now = accuracies(base), accuracies(acc)
     return model, GuardOutcome(
         tolerance=cfg.tolerance, passed=_shortfall(acc, base, probe.tolerance(cfg.tolerance), cfg.margin) <= 0, chosen=chosen,
         chosen_point=point, points=guard.points, evaluated=probe.evaluated, original_retain=base_acc[0],
@@ -299,7 +304,7 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _choose(model: nn.Module, original: nn.Module, guard: _Guard, probe: _Probe, base, cfg: GuardConfig):
+def _choose(model: nn.Module, original: nn.Module, guard: _Guard, probe: Probe, base, cfg: GuardConfig):
     """(model, chosen, chosen_point, accuracies, blend weight): the final model if it passes, else
     the latest kept state that does, else the final model blended towards the original as little
     as passes, else the state closest to passing."""
@@ -331,7 +336,7 @@ def _choose(model: nn.Module, original: nn.Module, guard: _Guard, probe: _Probe,
     return model, best[1], best[2], best[3], None
 
 
-def _blend(model: nn.Module, original: nn.Module, probe: _Probe, base, cfg: GuardConfig,
+def _blend(model: nn.Module, original: nn.Module, probe: Probe, base, cfg: GuardConfig,
            state: dict[str, torch.Tensor]) -> tuple[Right | None, float | None]:
     """Bisect the weight ``a`` in (0, 1] of the method's change, theta = theta_0 + a (theta - theta_0),
     for the largest that passes, in ``cfg.repair_evals`` probe evaluations. Leaves ``model`` at it and

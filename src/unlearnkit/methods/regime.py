@@ -10,7 +10,8 @@ restore (issue 20: on a 2-epoch digits MLP, oleszko's default left retain accura
 
 The rule, measured on the original before a method runs (counted in the run's compute):
 
-* the original's error on a probe of the retain set R and on a probe of the validation split;
+* the original's error on a probe of the retain set R and on a probe of the validation split (the
+  utility guard's probes, ``methods.guard.Probe``: a guarded run evaluates the original once for both);
 * it **memorises** where its retain error is at most :data:`MEMORISES` (a quarter) of its
   validation error: the training data is fitted far better than unseen data;
 * otherwise every *strength* field the method declares (``METHODS.register(..., strength=...)``:
@@ -31,20 +32,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
-
-from unlearnkit.engine.seeding import derive_seed, torch_generator
-from unlearnkit.engine.tensors import TensorSet
-from unlearnkit.engine.train import accuracy
-
 # The original memorises where its retain error is at most this share of its validation error.
 MEMORISES = 0.25
 # Each method's strength fields x this where the original does not memorise (benchmarks/regime_sweep.py;
 # a method absent here keeps its strength).
 UNDERFIT_SCALE: dict[str, float] = {"kookmin": 0.5, "oleszko": 0.5, "scramble_relearn": 0.25, "seif": 0.5}
-# Examples in each probe (the guard's sizes: docs/guard.md).
-PROBE = 512
 
 
 @dataclass(frozen=True)
@@ -80,24 +72,6 @@ class Regime:
 def memorises(retain: float, val: float | None) -> bool:
     """The rule: retain error at most :data:`MEMORISES` x validation error."""
     return val is None or (1 - retain) <= MEMORISES * (1 - val)
-
-
-def _probe(data: TensorSet, seed: int, what: str) -> TensorSet:
-    order = torch.randperm(len(data), generator=torch_generator(derive_seed(seed, "regime", what)))
-    return data.subset(order[:PROBE])
-
-
-def measure_regime(original: nn.Module, data, *, seed: int) -> tuple[float, float | None]:
-    """The original's accuracy on seeded probes of R and of the validation split (None where it is
-    empty); the model calls count in the open compute count (engine.compute's hooks)."""
-    parts = [_probe(data.retain, seed, "retain")] + ([_probe(data.val, seed, "val")] if len(data.val) else [])
-    modes = [m.training for m in original.modules()]
-    try:
-        acc = [accuracy(original, part, runtime=data.runtime) for part in parts]
-    finally:
-        for m, mode in zip(original.modules(), modes):
-            m.training = mode
-    return acc[0], (acc[1] if len(acc) > 1 else None)
 
 
 def apply_regime(cfg: Any, method: str, fields: tuple[str, ...], retain: float, val: float | None) -> tuple[Any, Regime]:
