@@ -35,7 +35,8 @@ EXAMPLES = {
   unlearnkit unlearn --method neggrad_plus --checkpoint CKPT --dataset synthetic --forget random:0.1 \\
       --set method.lr=0.005 --set method.epochs=3 --out runs/ngp""",
     "bench": """examples:
-  # the main job on the built-in dataset: 7 methods x 16 seeds against 16 retrains (+ 16 for the ceiling)
+  # the main job on the built-in dataset: 7 methods x 16 seeds against 16 retrains (+ 16 for the ceiling),
+  # and the prepared shadow_matching once a pool is made (unlearnkit prepare --shadows 16)
   unlearnkit bench
   unlearnkit bench --methods finetune,scrub,fanchuan --seeds 32 --forget identity_skewed:0.05 --out runs/b32
   # method settings: --set method.NAME.FIELD=VALUE; cap every method at 20% of a retrain's steps
@@ -123,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     data_args(q, "the forget set (default identity_skewed:0.02: 2%% of the people, mostly the youngest)", out_required=False)
     q.set_defaults(forget="identity_skewed:0.02", seeds="16", out="runs/bench")
     q.add_argument("--model", default="small_cnn", help=MODEL_HELP)
-    q.add_argument("--methods", help="comma-separated method names (default: scramble_relearn, the competition's top 3, salun, orthogonal_surgery, finetune)")
+    q.add_argument("--methods", help="comma-separated method names (default: scramble_relearn, the competition's top 3, salun, orthogonal_surgery, "
+                   "finetune, and shadow_matching where `unlearnkit prepare` has made a pool for the setting)")
     q.add_argument("--preset", default="auto", help="auto: the swept defaults for the model (methods/defaults.py); none: the reference defaults")
     q.add_argument("--no-ceiling", action="store_true", help="skip the second set of retrains that scores a perfect unlearner")
     q.add_argument("--budget", type=float, help="cap each method run at this fraction of one retrain's compute (examples passed forward and backward; e.g. 0.2)")
@@ -326,7 +328,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
     from unlearnkit.report import leaderboard_table, write_report
     from unlearnkit.runner.bench import Backend, run_bench
     from unlearnkit.methods.guard import GuardConfig
-    from unlearnkit.runner.jobs import DEFAULT_METHODS, make_bench_job
+    from unlearnkit.runner.jobs import DEFAULT_METHODS, default_methods, make_bench_job
     from unlearnkit.runner.setting import applicable
 
     settings = _settings(args)
@@ -334,11 +336,17 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> None:
         n = int(args.seeds)
     except ValueError:
         raise InputError(f"--seeds {args.seeds!r}: bench takes a number of seeds per side, e.g. 16") from None
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else DEFAULT_METHODS
     options = settings.get("method", {})
     if any(not isinstance(v, dict) for v in options.values()):
         raise InputError("bench method settings are per method: --set method.NAME.FIELD=VALUE")
     setting = _setting(args, settings, forget=args.forget)
+    if args.methods:
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    else:
+        methods = default_methods(setting, args.cache_dir)
+        if methods != DEFAULT_METHODS:
+            console.print(f"a prepared pool for this setting is in the cache: {', '.join(methods[len(DEFAULT_METHODS):])} "
+                          "joins the default methods", highlight=False)
     methods, refused = applicable(setting, methods, given=bool(args.methods))
     for name, reasons in refused.items():
         console.print(f"{name} is left out: it does not apply to {setting.model} ({'; '.join(reasons)})", highlight=False)

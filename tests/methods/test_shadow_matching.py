@@ -15,9 +15,11 @@ from unlearnkit.engine.train import predict
 from unlearnkit.errors import InputError
 from unlearnkit.io import npz_bytes, read_npz, write_bytes
 from unlearnkit.methods import method_config, run_method
-from unlearnkit.methods.shadow_matching import confidence, level_maps, shadow_targets
+from unlearnkit.methods.base import clone
+from unlearnkit.methods.shadow_matching import confidence, fit_head, level_maps, shadow_targets
 from unlearnkit.metrics.efficiency import retrain_compute
 from unlearnkit.metrics.forgetting import logit_scaled_confidence
+from unlearnkit.models.base import model_parts
 from unlearnkit.results.pool import load_pool, shadow_path
 from unlearnkit.runner.prepare import PoolConfig, PrepareJob, prepare_pool
 from unlearnkit.runner.setting import make_setting_config
@@ -113,6 +115,30 @@ def test_a_run_moves_the_forget_set_to_the_shadows_level_within_its_budget(tiny_
     assert (after + 4).abs().mean() < 0.5 * (before + 4).abs().mean()
     assert result.cost.compute <= cfg.budget * retrain_compute(len(data.retain), len(data.val), data.train_config)
     assert json.loads(json.dumps(result.config))["pool"] == str(folder)
+
+
+def test_the_head_fit_moves_the_forget_set_to_its_goals_and_keeps_the_retain_predictions(tiny_original):
+    original, data = tiny_original
+    y = data.forget.y.cpu()
+    student = clone(original)
+    head = model_parts(student, data.spec).classifier
+    trunk = {k: v.clone() for k, v in student.state_dict().items() if not k.startswith(_prefix(student, head))}
+    goal = torch.full((len(y),), -2.0, dtype=torch.float64)
+    before_f = confidence(predict(student, data.forget, runtime=data.runtime), y)
+    before_r = predict(student, data.retain, runtime=data.runtime).argmax(1)
+    cfg = method_config("shadow_matching", {"without_pool": True, "head_fit": 30.0})
+    assert fit_head(student, data, y, goal, cfg, seed=0)
+    after_f = confidence(predict(student, data.forget, runtime=data.runtime), y)
+    after_r = predict(student, data.retain, runtime=data.runtime).argmax(1)
+    assert (after_f - goal).abs().mean() < 0.5 * (before_f - goal).abs().mean()
+    assert (after_r == before_r).double().mean() >= 0.8
+    for k, v in student.state_dict().items():  # only the head moved
+        if k in trunk:
+            assert torch.equal(v, trunk[k]), k
+
+
+def _prefix(model, module) -> str:
+    return next(name for name, m in model.named_modules() if m is module) + "."
 
 
 def test_without_a_pool_it_refuses_and_names_the_setting(tiny_original):

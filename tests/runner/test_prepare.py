@@ -92,12 +92,14 @@ def test_ranges_and_missing_pools_are_checked(tmp_path):
 def test_the_cli_prepares_a_pool_that_a_bench_finds(tmp_path, capsys):
     from unlearnkit.cli import main
     from unlearnkit.methods import method_config
+    from unlearnkit.runner.jobs import DEFAULT_METHODS, default_methods
     from unlearnkit.runner.prepare import find_pool, with_pools
 
     sets = [f"--set=dataset.{k}={v}" for k, v in TINY_DATA.items()] + [
         f"--set=train.{k}={v}" for k, v in to_dict(TINY_TRAIN).items() if k in ("epochs", "batch_size", "precision", "device")]
     job = tiny_job(tmp_path)
     assert find_pool(job.setting, str(tmp_path)) is None
+    assert default_methods(job.setting, str(tmp_path)) == DEFAULT_METHODS
     with pytest.raises(InputError, match="unlearnkit prepare"):
         with_pools({"shadow_matching": method_config("shadow_matching")}, job.setting, str(tmp_path))
     assert main(["prepare", "--model", "test_small_cnn", "--shadows", "4", "--leave-out", "0.25",
@@ -105,6 +107,7 @@ def test_the_cli_prepares_a_pool_that_a_bench_finds(tmp_path, capsys):
     assert "pool of 4 shadows" in capsys.readouterr().out
     folder = find_pool(job.setting, str(tmp_path))
     assert folder == pool_dir(job)
+    assert default_methods(job.setting, str(tmp_path)) == DEFAULT_METHODS + ("shadow_matching",)  # a bench's default list
     filled = with_pools({"shadow_matching": method_config("shadow_matching"), "finetune": method_config("finetune")},
                         job.setting, str(tmp_path))
     assert filled["shadow_matching"].pool == str(folder) and filled["finetune"] == method_config("finetune")

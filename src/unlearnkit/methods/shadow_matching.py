@@ -9,14 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from unlearnkit.engine.compute import BACKWARD, FORWARD, remaining_compute
+from unlearnkit.engine.compute import BACKWARD, FORWARD, remaining_compute, spend
 from unlearnkit.engine.tensors import TensorSet
 from unlearnkit.engine.train import make_optimizer, predict
 from unlearnkit.errors import InputError
 from unlearnkit.methods.base import METHODS, UnlearnData, clone, generator
 from unlearnkit.methods.common import cycled
 from unlearnkit.metrics.efficiency import retrain_compute
+from unlearnkit.models.base import model_parts
 from unlearnkit.results.pool import ShadowPool, load_pool
 
 # Confidences are clipped here before a level is fitted or averaged, as the score clips its own
@@ -36,10 +38,12 @@ class ShadowMatchingConfig:
     spread_scale: float = 1.0     # multiply the drawn spread (0: every run targets the location)
     budget: float = 0.09          # example passes, as a fraction of one retrain's compute (all of the run's work)
     lr_scale: float = 1.0         # the recipe's optimizer at this multiple of its learning rate, cosine-decayed
-    forget_weight: float = 10.0   # weight of the forget examples' matching loss
+    forget_weight: float = 1.0    # weight of the forget examples' matching loss
     batch_size: int = 32          # retain examples per step (distilled to the original)
     forget_batch_size: int = 64   # forget examples per step
     without_pool: bool = False    # no pool: targets from the original on held-out examples (a stand-in for tests)
+    head_fit: float = 30.0        # after the fine-tune, refit the head to the targets with this weight on retain (0: off)
+    head_retain: int = 2048       # retain examples the head fit holds steady
 
     def __post_init__(self) -> None:
         if self.correction not in CORRECTIONS:
@@ -48,7 +52,9 @@ class ShadowMatchingConfig:
             raise InputError(f"method.shadow_matching.budget must be in (0, 10] (a fraction of a retrain's compute), got {self.budget}")
         if self.shadows < 0 or self.shadows == 1:
             raise InputError(f"method.shadow_matching.shadows must be 0 (all) or at least 2, got {self.shadows}")
-        for name in ("shrink", "spread_scale", "lr_scale"):
+        if self.head_retain < 1:
+            raise InputError(f"method.shadow_matching.head_retain must be at least 1, got {self.head_retain}")
+        for name in ("shrink", "spread_scale", "lr_scale", "head_fit"):
             if getattr(self, name) < 0 or (name == "lr_scale" and self.lr_scale == 0):
                 raise InputError(f"method.shadow_matching.{name} must be {'positive' if name == 'lr_scale' else 'non-negative'}, "
                                  f"got {getattr(self, name)}")
@@ -153,6 +159,103 @@ def target_log_probs(targets: ShadowTargets, y: torch.Tensor, t: torch.Tensor) -
     return logp.float()
 
 
+def _head_io(model: nn.Module, head: nn.Module, which: TensorSet, data: UnlearnData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The head's inputs [n, d], its outputs and the model's logits [n, classes] on ``which``, float64 on the CPU."""
+    inputs: list[torch.Tensor] = []
+    outputs: list[torch.Tensor] = []
+
+    def grab(_module, args, out) -> None:
+        inputs.append(args[0].detach().double().flatten(1).cpu())
+        outputs.append(out.detach().double().cpu())
+
+    hook = head.register_forward_hook(grab)
+    try:
+        logits = predict(model, which, runtime=data.runtime).double()
+    finally:
+        hook.remove()
+    return torch.cat(inputs), torch.cat(outputs), logits
+
+
+# L-BFGS iterations of the head fit; each evaluates the objective at most 1.25 times (torch's max_eval).
+HEAD_FIT_ITERATIONS = 200
+
+
+def head_share(model: nn.Module, data: UnlearnData) -> float:
+    """The classifier head's share of one forward pass's floating-point work (1.0 where it cannot be
+    measured: then every head evaluation counts as a whole pass, erring on the side of counting)."""
+    head = model_parts(model, data.spec).classifier
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(data.forget.inputs(slice(0, 1)))
+        total = counter.get_total_flops()
+    except Exception:  # noqa: BLE001 (a model the counter cannot trace: count whole passes)
+        return 1.0
+    finally:
+        model.train(was_training)
+    return min(1.0, 2 * head.in_features * head.out_features / total) if total > 0 else 1.0
+
+
+def head_fit_compute(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConfig) -> float:
+    """Example passes the head fit counts: one forward over its retain and forget examples, and its
+    L-BFGS evaluations (forward and backward through the head alone on the same examples, at most
+    1.25 per iteration) at the head's share of a pass (:func:`head_share`)."""
+    n = min(cfg.head_retain, len(data.retain)) + len(data.forget)
+    return FORWARD * n + 1.25 * HEAD_FIT_ITERATIONS * (FORWARD + BACKWARD) * n * head_share(model, data)
+
+
+def fit_head(student: nn.Module, data: UnlearnData, y: torch.Tensor, goal: torch.Tensor, cfg: ShadowMatchingConfig,
+             seed: int) -> bool:
+    """Move ``student``'s classifier head so each forget example's confidence is its goal, holding retain outputs.
+
+    The fine-tune follows its per-example targets only part of the way (docs/prepared_models.md:
+    a slope of about 0.6). The head is linear in its input, so what is left can be solved for
+    directly on fixed features: a change (dW, db) minimising the mean squared distance of the forget
+    examples' confidences from their goals plus ``head_fit`` x the mean KL(before || after) on
+    ``head_retain`` retain examples (and 1e-4 x its squared norm), by L-BFGS on the features read in
+    one forward pass. Returns False, changing nothing, for a model whose logits are not its head's
+    outputs (something runs after the head). The L-BFGS work is arithmetic on stored features, which
+    the engine's hooks do not see; it is counted with ``spend`` at the head's share of a pass
+    (:func:`head_fit_compute`).
+    """
+    head = model_parts(student, data.spec).classifier
+    keep = torch.randperm(len(data.retain), generator=generator(seed, "head"))[: cfg.head_retain]
+    phi_r, out_r, z_r = _head_io(student, head, data.retain.subset(keep), data)
+    phi_s, out_s, z_s = _head_io(student, head, data.forget, data)
+    if not (torch.allclose(out_r, z_r, atol=1e-3) and torch.allclose(out_s, z_s, atol=1e-3)):
+        return False
+    bias = head.bias is not None
+    if bias:
+        phi_r = torch.cat([phi_r, torch.ones(len(phi_r), 1, dtype=phi_r.dtype)], 1)
+        phi_s = torch.cat([phi_s, torch.ones(len(phi_s), 1, dtype=phi_s.dtype)], 1)
+    delta = torch.zeros(z_s.shape[1], phi_s.shape[1], dtype=torch.float64, requires_grad=True)
+    logp_r = F.log_softmax(z_r, 1)
+    own = F.one_hot(y, z_s.shape[1]).bool()
+    goal = goal.clamp(-CONF_CLIP, CONF_CLIP)
+    n = len(phi_r) + len(phi_s)
+    spend(1.25 * HEAD_FIT_ITERATIONS * (FORWARD + BACKWARD) * n * head_share(student, data))
+    opt = torch.optim.LBFGS([delta], max_iter=HEAD_FIT_ITERATIONS, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        opt.zero_grad()
+        zs = z_s + phi_s @ delta.T
+        conf = zs[own] - torch.logsumexp(zs.masked_fill(own, -math.inf), 1)
+        zr = z_r + phi_r @ delta.T
+        kl = (logp_r.exp() * (logp_r - F.log_softmax(zr, 1))).sum(1).mean()
+        loss = ((conf - goal) ** 2).mean() + cfg.head_fit * kl + 1e-4 * delta.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(objective)
+    with torch.no_grad():
+        d = delta.detach()
+        head.weight += d[:, : head.weight.shape[1]].to(head.weight)
+        if bias:
+            head.bias += d[:, -1].to(head.bias)
+    return True
+
+
 def _by_position(which: TensorSet) -> TensorSet:
     """``which`` with each example's position in it as its label, so that batches say which examples they hold."""
     return TensorSet(which.x, torch.arange(len(which), device=which.device), which.index, which.mean, which.std)
@@ -204,8 +307,13 @@ def shadow_matching(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConf
     validation split and on the retain batches too), each step takes one retain batch and one forget
     batch through the student: KL(original || student) on retain (a retrain's behaviour on R is the
     original's), and ``forget_weight`` x KL(target || student) on forget, with the recipe's optimizer
-    at ``lr_scale`` x its learning rate, cosine-decayed. The shadows' outputs are read from the pool:
-    a request runs no shadow. It never reads a bench's references, the ceiling or the test split.
+    at ``lr_scale`` x its learning rate, cosine-decayed. The fine-tune follows its per-example targets
+    only part of the way, and a heavier forget term costs retain accuracy (docs/prepared_models.md).
+    So last (``head_fit`` > 0) the classifier head is solved for on fixed features: the change of
+    its weights that brings each forget example's confidence to its drawn target while holding the
+    outputs on ``head_retain`` retain examples (:func:`fit_head`); its one forward pass is counted in
+    the budget. The shadows' outputs are read from the pool: a request runs no shadow. It never reads
+    a bench's references, the ceiling or the test split.
 
     Without a pool it refuses, unless ``without_pool`` (for tests and a pool-less comparison):
     then every forget example targets the original's mean validation confidence, which places
@@ -230,7 +338,8 @@ def shadow_matching(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConf
         raise InputError("shadow_matching needs a prepared pool: run `unlearnkit prepare` on this model's data and "
                          "pass its folder as --set method.shadow_matching.pool=PATH")
     draw = torch.randn(len(y), generator=generator(seed, "draw"), dtype=torch.float64) * cfg.spread_scale
-    goal = target_log_probs(targets, y, targets.location + targets.spread * draw).to(data.runtime.device)
+    aim = targets.location + targets.spread * draw
+    goal = target_log_probs(targets, y, aim).to(data.runtime.device)
     student = clone(model)
     teacher = model
     per_step = (FORWARD + BACKWARD) * (cfg.batch_size + cfg.forget_batch_size) + FORWARD * cfg.batch_size
@@ -239,6 +348,8 @@ def shadow_matching(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConf
     left = remaining_compute()
     if left is not None:
         total = min(total, left)
+    if cfg.head_fit > 0:  # the head fit's work, and the two one-example passes that measure the head's share
+        total -= head_fit_compute(model, data, cfg) + 2 * FORWARD
     steps = max(1, int(total // per_step))
     opt = make_optimizer(student.parameters(), replace(recipe, lr=cfg.lr_scale * recipe.lr))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -264,4 +375,6 @@ def shadow_matching(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConf
             sched.step()
     finally:
         teacher.train(teacher_was)
+    if cfg.head_fit > 0:
+        fit_head(student, data, y, aim, cfg, seed)
     return student

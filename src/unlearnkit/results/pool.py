@@ -68,6 +68,14 @@ class ShadowPool:
                              "was the pool prepared on this dataset?")
         return rows
 
+    def select(self, shadows: range) -> "ShadowPool":
+        """The same pool with only ``shadows`` (e.g. ``range(16, 32)``: the second half of a 32-shadow pool)."""
+        k = list(shadows)
+        if len(k) < 2 or min(k) < 0 or max(k) >= self.size:
+            raise InputError(f"pool {self.folder}: shadows {k[:1]}..{k[-1:]} asked for; it has {self.size} (at least 2 needed)")
+        return ShadowPool(self.folder, self.record, self.out[k], self.train_index, self.val_index, self.train_logits[k],
+                          self.val_logits[k], self.compute[k], self.seconds[k])
+
     def cost(self) -> dict[str, float]:
         """The pool's one-time cost: compute and seconds in all, and compute as a multiple of one retrain on D."""
         total = float(self.compute.sum())

@@ -34,15 +34,17 @@ from unlearnkit.engine.model_import import load_model
 from unlearnkit.engine.train import predict
 from unlearnkit.errors import InputError
 from unlearnkit.io import provenance, read_json, read_npz, write_bytes
-from unlearnkit.methods import run_method
+from unlearnkit.methods import METHODS, run_method
 from unlearnkit.metrics.efficiency import COMPETITION_TIME_LIMIT, cost_ratios, retrain_steps, run_conditions
 from unlearnkit.metrics.forgetting import MIN_MODELS, final_score, forgetting_quality, logit_scaled_confidence
 from unlearnkit.metrics.utility import (MEASURED_SETS, accuracy_of, forgotten_classes, true_class_confidence,
                                         utility_measures)
+from unlearnkit.results.pool import load_pool
 from unlearnkit.results.store import RESULTS_VERSION, BenchStore, load_run, run_meta
 from unlearnkit.runner.forget_request import ForgetJob, forget_to_dict, make_forget_job, read_examples
 from unlearnkit.runner.jobs import BenchJob
 from unlearnkit.runner.setting import Setting, resolve_setting
+from unlearnkit.runner.shadow_audit import shadow_reference_confidences, split_pool
 from unlearnkit.runner.score import probe_confidences, worst_placement
 from unlearnkit.runner.units import (Unit, budget_compute, execute, model_outputs, model_seed, setting_retrain_compute,
                                       torch_threads)
@@ -55,6 +57,8 @@ TARGET_TOLERANCE = 0.05
 KEPT_TOLERANCE = 0.02
 # The (ε, δ) check passes when the method's F is at least this share of the ceiling's F (N more retrains).
 CEILING_SHARE = 0.5
+# Runs of the method the shadow-based audit scores where no exact score ran (whose runs it would reuse).
+SHADOW_AUDIT_RUNS = 16
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class ForgetOutcome:
 
 
 # What makes two jobs the same erasure (a rerun into the same folder returns the finished audit).
-_IDENTITY = ("setting", "checkpoint", "method", "method_config", "budget", "references", "guard", "regime")
+_IDENTITY = ("setting", "checkpoint", "method", "method_config", "budget", "references", "guard", "regime", "pool")
 
 
 def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetOutcome:
@@ -114,6 +118,7 @@ def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetO
     after = measure_model(result.model, setting, classes)
     store = BenchStore.for_setting(out, job.cache_dir, setting)
     quality = verify_with_references(job, setting, original, result, store, cap, conditions, log=log)
+    shadows = verify_with_shadows(job, setting, original, result, cap, quality, log=log)
     cost = _cost(result, setting, info, quality, conditions)
     targets = forget_targets(before, quality, classes, setting)
     measures = _before_after(before, after)
@@ -140,10 +145,11 @@ def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetO
         "targets": targets,
         "measures": measures,
         "checks": erasure_checks(measures, targets, quality, cost, job.budget, classes, len(setting.forget.indices),
-                                 guard=result.guard.to_dict() if result.guard is not None else None),
+                                 guard=result.guard.to_dict() if result.guard is not None else None, shadows=shadows),
         "per_identity": _per_identity(setting, before, after, quality),
         "cost": cost,
         "forgetting_quality": {k: v for k, v in quality.items() if not k.startswith("_")},
+        "shadow_audit": shadows,
         "provenance": provenance(),
     }
     weights, sidecar = checkpoint_bytes(result.model, setting.spec, sidecar_info(
@@ -218,10 +224,12 @@ def forget_targets(before: dict, quality: dict, classes: tuple[int, ...], settin
 
 
 def erasure_checks(measures: dict, targets: dict, quality: dict, cost: dict, budget: float | None,
-                   classes: tuple[int, ...], examples: int, *, guard: dict | None = None) -> list[dict[str, Any]]:
+                   classes: tuple[int, ...], examples: int, *, guard: dict | None = None,
+                   shadows: dict | None = None) -> list[dict[str, Any]]:
     """Each check of the erasure: ``check`` (its name), ``passed`` (True, False, or None: not computed)
-    and the numbers it compared; ``guard`` (a GuardOutcome's fields) adds the utility guard's verdict.
-    report.audit puts them in words."""
+    and the numbers it compared; ``guard`` (a GuardOutcome's fields) adds the utility guard's verdict,
+    ``shadows`` (:func:`verify_with_shadows`) the shadow-based estimate, which is never a pass: its
+    references are shadows, not retrains. report.audit puts them in words."""
     out = []
     if guard is not None:
         out.append({"check": "utility_guard", "passed": bool(guard["passed"]), **guard})
@@ -261,6 +269,9 @@ def erasure_checks(measures: dict, targets: dict, quality: dict, cost: dict, bud
     else:
         out.append({"check": "eps_delta", "passed": None, "why_not": quality["why_not"]})
         out.append({"check": "feature_forgetting", "passed": None, "why_not": quality["why_not"]})
+    if shadows is not None and shadows.get("computed"):
+        out.append({"check": "eps_delta_shadows", "passed": None,
+                    **{k: shadows[k] for k in ("method", "halves", "n", "shadows", "leave_out", "independent", "exact")}})
     limit = budget if budget is not None else COMPETITION_TIME_LIMIT
     ratio, unit = _judged_ratio(cost)
     out.append({"check": "cost", "passed": None if ratio is None else ratio <= limit + 1e-9, "ratio": ratio,
@@ -382,14 +393,7 @@ def verify_with_references(job: ForgetJob, setting: Setting, original: torch.nn.
     ceil_acc = {k: float(np.mean([m["accuracy"][k] for m in metas[n:]])) for k in ("retain", "test", "forget")}
     ref_forget = _reference_level(refs[:n], y)
     log(f"running {job.method} {n} times to score it against {n} references")
-    with torch_threads(job.threads):
-        runs = [first.model] + [
-            run_method(job.method, original, setting.unlearn_data, job.method_config,
-                       seed=model_seed(setting.config.run_seed, f"unlearn/{job.method}", k), max_compute=cap,
-                       guard=job.guard, regime=job.regime).model
-            for k in range(1, n)]
-    # Each run recorded as a bench records a method run (units.model_outputs): logits and re-headed logits.
-    records = [read_npz(io.BytesIO(model_outputs(model, setting, {}))) for model in runs]
+    records = method_runs(job, setting, original, first, n, cap)
     u_conf = np.stack([logit_scaled_confidence(r["forget_logits"], y) for r in records])
     if not np.isfinite(u_conf).all():
         return {**base, "why_not": f"some of the {n} runs of {job.method} diverged (non-finite outputs)"}
@@ -411,8 +415,62 @@ def verify_with_references(job: ForgetJob, setting: Setting, original: torch.nn.
             "epsilons": rows["method"]["_eps"].tolist(),
             "_epsilons": rows["method"]["_eps"],
             "_reference_forget": ref_forget,
+            "_records": records,
             "_retrain_seconds": float(np.mean(timed)) if timed else None}
 
 
+def method_runs(job: ForgetJob, setting: Setting, original: torch.nn.Module, first, n: int,
+                cap: float | None) -> list[dict[str, np.ndarray]]:
+    """N runs of the job's method, each recorded as a bench records a method run (units.model_outputs):
+    run 0 is ``first`` (the delivered model); runs 1..N-1 use the bench's seeds for the method."""
+    with torch_threads(job.threads):
+        runs = [first.model] + [
+            run_method(job.method, original, setting.unlearn_data, job.method_config,
+                       seed=model_seed(setting.config.run_seed, f"unlearn/{job.method}", k), max_compute=cap,
+                       guard=job.guard, regime=job.regime).model
+            for k in range(1, n)]
+    return [read_npz(io.BytesIO(model_outputs(model, setting, {}))) for model in runs]
+
+
+# -- the (ε, δ) score against a prepared pool's shadows (approximate references) ------------------------
+
+def verify_with_shadows(job: ForgetJob, setting: Setting, original: torch.nn.Module, first, cap: float | None,
+                        quality: dict[str, Any], *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The (ε, δ) score of N runs of the method against N approximate references drawn from the
+    second half of the job's prepared pool (runner.shadow_audit), beside the score the pool's two
+    halves give each other (this audit's ceiling). N is the exact score's where it ran (its runs are
+    reused), else SHADOW_AUDIT_RUNS. ``independent`` is False where the method took its targets from
+    the audit's shadows (a prepared method given the whole pool with method.NAME.shadows)."""
+    if not job.pool:
+        return {"computed": False, "why_not": "no prepared pool for this dataset, model and recipe (`unlearnkit prepare`)"}
+    pool = load_pool(job.pool)
+    try:
+        targets_half, audit_half = split_pool(pool)
+    except InputError as exc:
+        return {"computed": False, "pool": job.pool, "why_not": str(exc)}
+    n = int(quality.get("n") or SHADOW_AUDIT_RUNS)
+    records = quality.get("_records")
+    if records is None:
+        log(f"running {job.method} {n} times to score it against {n} approximate references from {job.pool}")
+        records = method_runs(job, setting, original, first, n, cap)
+    y = setting.sets.forget.y.cpu().numpy()
+    u_conf = np.stack([logit_scaled_confidence(r["forget_logits"], y) for r in records])
+    if not np.isfinite(u_conf).all():
+        return {"computed": False, "pool": job.pool, "why_not": f"some of the {n} runs of {job.method} diverged"}
+    data = setting.unlearn_data
+    original_val = predict(original, data.val, runtime=data.runtime)
+    seed = model_seed(setting.config.run_seed, "shadow_audit", 0)
+    approx = shadow_reference_confidences(audit_half, original_val, data, n, seed=seed)
+    halves = shadow_reference_confidences(targets_half, original_val, data, n, seed=seed + 1)
+    used = getattr(job.method_config, "shadows", None)
+    prepared = METHODS.entry(job.method).meta.get("prepared", False)
+    return {"computed": True, "pool": job.pool, "n": n, "delta": 1e-5,
+            "shadows": [targets_half.size, pool.size - 1], "leave_out": pool.record["pool"]["leave_out"],
+            "method": forgetting_quality(u_conf, approx).forget_quality,
+            "halves": forgetting_quality(halves, approx).forget_quality,
+            "independent": not prepared or used == targets_half.size,
+            "exact": quality["method"]["forget_quality"] if quality.get("verified") else None}
+
+
 __all__ = ["ForgetJob", "ForgetOutcome", "erasure_checks", "forget_targets", "make_forget_job", "measure_model",
-           "read_examples", "run_forget", "verify_with_references"]
+           "method_runs", "read_examples", "run_forget", "verify_with_references", "verify_with_shadows"]

@@ -9,7 +9,7 @@ empty forget set.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,11 @@ from unlearnkit.methods import METHODS
 from unlearnkit.methods.guard import GuardConfig
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.default_method import default_method
+from unlearnkit.results.pool import load_pool
 from unlearnkit.runner.jobs import regime_fields, resolve_method_config
+from unlearnkit.runner.prepare import find_pool, with_pools
 from unlearnkit.runner.setting import SettingConfig, applicable, make_setting_config, method_verdict, setting_to_dict
+from unlearnkit.runner.shadow_audit import split_pool
 
 # Train-recipe fields that only say where and how fast a model runs; the rest come from the checkpoint.
 RUNTIME_FIELDS = ("precision", "device", "channels_last")
@@ -60,6 +63,9 @@ class ForgetJob:
         guard: The utility guard the method runs under (methods.guard; on by default: a production
             model must keep its accuracy); None runs it unguarded.
         regime: The method's fields the regime rule may scale (runner.jobs.regime_fields; None: no rule).
+        pool: The prepared pool of this dataset, model and recipe ("" = none): the shadow-based audit's
+            approximate references come from its second half, and a prepared method given all of it
+            takes its targets from the first half (runner.forget.verify_with_shadows).
     """
 
     setting: SettingConfig
@@ -77,6 +83,7 @@ class ForgetJob:
     threads: int = REFERENCE_THREADS
     guard: GuardConfig | None = field(default_factory=GuardConfig)
     regime: tuple[str, ...] | None = None
+    pool: str = ""
 
 
 def make_forget_job(
@@ -188,8 +195,28 @@ def make_forget_job(
         applicable(setting, (method,), given=True)
         reason = "given with --method"
     cfg, used = resolve_method_config(method, preset, setting, method_options)
+    cfg, pool = _with_pool(method, cfg, setting, cache_dir)
     return ForgetJob(setting, str(path), method, cfg, used, reason, request, budget, references, cache_dir, str(out),
-                     board, REFERENCE_THREADS, guard, regime_fields(method, preset, method_options))
+                     board, REFERENCE_THREADS, guard, regime_fields(method, preset, method_options), pool)
+
+
+def _with_pool(method: str, cfg: Any, setting: SettingConfig, cache_dir: str) -> tuple[Any, str]:
+    """The method's config and the prepared pool the audit reads ("" = none). A prepared method gets
+    its pool from the cache (or keeps the one given); given all of a pool that splits in two, it takes
+    its targets from the first half, so that the second half is independent approximate references."""
+    if not METHODS.entry(method).meta.get("prepared"):
+        found = find_pool(setting, cache_dir)
+        return cfg, str(found) if found is not None else ""
+    cfg = with_pools({method: cfg}, setting, cache_dir)[method]
+    if getattr(cfg, "without_pool", False) or not cfg.pool:
+        return cfg, ""
+    if cfg.shadows == 0:
+        try:
+            first, _ = split_pool(load_pool(cfg.pool))
+        except InputError:
+            return cfg, cfg.pool
+        cfg = replace(cfg, shadows=first.size)
+    return cfg, cfg.pool
 
 
 def _spec_kind(forget: str) -> str:
@@ -310,4 +337,4 @@ def forget_to_dict(job: ForgetJob) -> dict[str, Any]:
             "method_reason": job.method_reason, "method_leaderboard": job.method_leaderboard, "request": job.request,
             "budget": job.budget, "references": job.references, "cache_dir": job.cache_dir, "out": job.out,
             "threads": job.threads, "guard": job.guard.to_dict() if job.guard is not None else None,
-            "regime": None if job.regime is None else list(job.regime)}
+            "regime": None if job.regime is None else list(job.regime), "pool": job.pool or None}

@@ -25,7 +25,7 @@ from unlearnkit.methods.regime import UNDERFIT_SCALE
 from unlearnkit.metrics.efficiency import cost_ratios, proc_bytes, retrain_steps, run_conditions
 from unlearnkit.metrics.forgetting import MIN_MODELS
 from unlearnkit.runner.setting import SettingConfig, resolve_setting, setting_from_dict, setting_to_dict
-from unlearnkit.runner.prepare import with_pools
+from unlearnkit.runner.prepare import find_pool, with_pools
 from unlearnkit.results.store import RESULTS_VERSION, BenchStore, check_record, write_record_once
 from unlearnkit.runner.units import (Unit, bench_conditions, budget_compute, model_seed, retime_reason, run_labels,
                                      setting_retrain_compute, split_label)
@@ -36,6 +36,14 @@ from unlearnkit.runner.units import (Unit, bench_conditions, budget_compute, mod
 # default bench stays within minutes on two cores (neggrad_plus and scrub cost 54 % and 35 % of a
 # retrain there).
 DEFAULT_METHODS = ("finetune", "salun", "orthogonal_surgery", "fanchuan", "kookmin", "seif", "scramble_relearn")
+# Prepared methods join the default list where the cache holds a pool for the setting (`unlearnkit prepare`).
+PREPARED_DEFAULTS = ("shadow_matching",)
+
+
+def default_methods(setting: SettingConfig, cache_dir: str = "") -> tuple[str, ...]:
+    """The methods a bench runs when none are named: DEFAULT_METHODS, and PREPARED_DEFAULTS where a
+    complete pool for ``setting``'s data, model and recipe is in the cache."""
+    return DEFAULT_METHODS + (PREPARED_DEFAULTS if find_pool(setting, cache_dir) is not None else ())
 DEFAULT_SEEDS = 16
 
 
