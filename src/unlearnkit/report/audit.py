@@ -143,8 +143,9 @@ def _shadow_text(c: dict[str, Any]) -> str:
         text += f" (its exact F against retrains: {c['exact']:.3f})"
     if not c["independent"]:
         text += "; not independent: the method took its targets from these same shadows"
-    return (text + ". An estimate, not a verification: on our benches such estimates tracked methods' exact F, but "
-            "rated true retrains well below theirs (docs/prepared_models.md).")
+    return (text + ". An estimate, not a verification: on our benches such estimates tracked the exact F of methods "
+            "far below the ceiling, but rated true retrains at half to three fifths of theirs, so a value near the "
+            "halves' does not tell a complete erasure from a partial one (docs/prepared_models.md).")
 
 
 def _guard_text(c: dict[str, Any]) -> str:

@@ -44,8 +44,8 @@ from unlearnkit.results.store import RESULTS_VERSION, BenchStore, load_run, run_
 from unlearnkit.runner.forget_request import ForgetJob, forget_to_dict, make_forget_job, read_examples
 from unlearnkit.runner.jobs import BenchJob
 from unlearnkit.runner.setting import Setting, resolve_setting
-from unlearnkit.runner.shadow_audit import shadow_reference_confidences, split_pool
 from unlearnkit.runner.score import probe_confidences, worst_placement
+from unlearnkit.runner.shadow_audit import shadow_reference_confidences, split_pool
 from unlearnkit.runner.units import (Unit, budget_compute, execute, model_outputs, model_seed, setting_retrain_compute,
                                       torch_threads)
 
@@ -119,6 +119,9 @@ def run_forget(job: ForgetJob, *, log: Callable[[str], None] = print) -> ForgetO
     store = BenchStore.for_setting(out, job.cache_dir, setting)
     quality = verify_with_references(job, setting, original, result, store, cap, conditions, log=log)
     shadows = verify_with_shadows(job, setting, original, result, cap, quality, log=log)
+    if shadows["computed"]:
+        log(f"shadow-based estimate (not a verification): F about {shadows['method']:.3f} against {shadows['n']} "
+            f"approximate references from {job.pool}, where the pool's halves score {shadows['halves']:.3f}")
     cost = _cost(result, setting, info, quality, conditions)
     targets = forget_targets(before, quality, classes, setting)
     measures = _before_after(before, after)
