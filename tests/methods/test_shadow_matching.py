@@ -141,6 +141,16 @@ def _prefix(model, module) -> str:
     return next(name for name, m in model.named_modules() if m is module) + "."
 
 
+@pytest.mark.parametrize("budget", [0.09, 0.3])
+def test_a_run_stays_within_its_budget_on_a_cheap_recipe(tiny_pool, tiny_original, budget):
+    # The tiny recipe's retrain is cheap: the head fit's reading of 2,048 retain examples alone would
+    # pass 9 % of it, so the head fit holds fewer (or none) and the fine-tune takes what is left.
+    original, data = tiny_original
+    cfg = method_config("shadow_matching", {"pool": str(tiny_pool), "budget": budget})
+    result = run_method("shadow_matching", original, data, cfg, seed=0)
+    assert result.cost.compute <= budget * retrain_compute(len(data.retain), len(data.val), data.train_config)
+
+
 def test_without_a_pool_it_refuses_and_names_the_setting(tiny_original):
     original, data = tiny_original
     with pytest.raises(InputError, match="method.shadow_matching.pool"):

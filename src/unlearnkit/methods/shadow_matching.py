@@ -197,16 +197,15 @@ def head_share(model: nn.Module, data: UnlearnData) -> float:
     return min(1.0, 2 * head.in_features * head.out_features / total) if total > 0 else 1.0
 
 
-def head_fit_compute(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConfig) -> float:
-    """Example passes the head fit counts: one forward over its retain and forget examples, and its
-    L-BFGS evaluations (forward and backward through the head alone on the same examples, at most
-    1.25 per iteration) at the head's share of a pass (:func:`head_share`)."""
-    n = min(cfg.head_retain, len(data.retain)) + len(data.forget)
-    return FORWARD * n + 1.25 * HEAD_FIT_ITERATIONS * (FORWARD + BACKWARD) * n * head_share(model, data)
+def head_fit_passes(share: float) -> float:
+    """Example passes the head fit counts per example it reads: one forward pass, and its L-BFGS
+    evaluations (forward and backward through the head alone, at most 1.25 per iteration) at the
+    head's ``share`` of a pass (:func:`head_share`)."""
+    return FORWARD + 1.25 * HEAD_FIT_ITERATIONS * (FORWARD + BACKWARD) * share
 
 
 def fit_head(student: nn.Module, data: UnlearnData, y: torch.Tensor, goal: torch.Tensor, cfg: ShadowMatchingConfig,
-             seed: int) -> bool:
+             seed: int, *, retain: int | None = None, share: float | None = None) -> bool:
     """Move ``student``'s classifier head so each forget example's confidence is its goal, holding retain outputs.
 
     The fine-tune follows its per-example targets only part of the way (docs/prepared_models.md:
@@ -214,13 +213,16 @@ def fit_head(student: nn.Module, data: UnlearnData, y: torch.Tensor, goal: torch
     directly on fixed features: a change (dW, db) minimising the mean squared distance of the forget
     examples' confidences from their goals plus ``head_fit`` x the mean KL(before || after) on
     ``head_retain`` retain examples (and 1e-4 x its squared norm), by L-BFGS on the features read in
-    one forward pass. Returns False, changing nothing, for a model whose logits are not its head's
-    outputs (something runs after the head). The L-BFGS work is arithmetic on stored features, which
-    the engine's hooks do not see; it is counted with ``spend`` at the head's share of a pass
-    (:func:`head_fit_compute`).
+    one forward pass; ``retain`` (default ``head_retain``) says how many retain examples, ``share``
+    the head's share of a pass (default: measured). Returns False, changing nothing, for a model whose
+    logits are not its head's outputs (something runs after the head). The L-BFGS work is arithmetic
+    on stored features, which the engine's hooks do not see; it is counted with ``spend`` at the
+    head's share of a pass (:func:`head_fit_passes`).
     """
     head = model_parts(student, data.spec).classifier
-    keep = torch.randperm(len(data.retain), generator=generator(seed, "head"))[: cfg.head_retain]
+    share = head_share(student, data) if share is None else share
+    n_keep = cfg.head_retain if retain is None else retain
+    keep = torch.randperm(len(data.retain), generator=generator(seed, "head"))[:n_keep]
     phi_r, out_r, z_r = _head_io(student, head, data.retain.subset(keep), data)
     phi_s, out_s, z_s = _head_io(student, head, data.forget, data)
     if not (torch.allclose(out_r, z_r, atol=1e-3) and torch.allclose(out_s, z_s, atol=1e-3)):
@@ -234,7 +236,7 @@ def fit_head(student: nn.Module, data: UnlearnData, y: torch.Tensor, goal: torch
     own = F.one_hot(y, z_s.shape[1]).bool()
     goal = goal.clamp(-CONF_CLIP, CONF_CLIP)
     n = len(phi_r) + len(phi_s)
-    spend(1.25 * HEAD_FIT_ITERATIONS * (FORWARD + BACKWARD) * n * head_share(student, data))
+    spend((head_fit_passes(share) - FORWARD) * n)
     opt = torch.optim.LBFGS([delta], max_iter=HEAD_FIT_ITERATIONS, line_search_fn="strong_wolfe")
 
     def objective() -> torch.Tensor:
@@ -348,11 +350,19 @@ def shadow_matching(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConf
     left = remaining_compute()
     if left is not None:
         total = min(total, left)
-    if cfg.head_fit > 0:  # the head fit's work, and the two one-example passes that measure the head's share
-        total -= head_fit_compute(model, data, cfg) + 2 * FORWARD
-    steps = max(1, int(total // per_step))
+    head_keep, share = 0, 0.0
+    if cfg.head_fit > 0:
+        # The head fit may take up to half the run's budget: fewer retain examples where head_retain
+        # would take more (a short recipe's retrain is cheap), none (no head fit) where S alone would.
+        share = head_share(model, data)  # one one-example pass
+        total -= FORWARD
+        per = head_fit_passes(share)
+        head_keep = max(0, min(cfg.head_retain, len(data.retain), int(total / 2 // per) - len(data.forget)))
+        if head_keep:
+            total -= per * (head_keep + len(data.forget))
+    steps = max(0, int(total // per_step))  # none where the budget cannot pay for one step
     opt = make_optimizer(student.parameters(), replace(recipe, lr=cfg.lr_scale * recipe.lr))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     retain = cycled(data, data.retain, cfg.batch_size, seed, "retain")
     forget = cycled(data, _by_position(data.forget), cfg.forget_batch_size, seed, "forget")
     teacher_was = teacher.training
@@ -375,6 +385,6 @@ def shadow_matching(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConf
             sched.step()
     finally:
         teacher.train(teacher_was)
-    if cfg.head_fit > 0:
-        fit_head(student, data, y, aim, cfg, seed)
+    if head_keep:
+        fit_head(student, data, y, aim, cfg, seed, retain=head_keep, share=share)
     return student
