@@ -72,7 +72,8 @@ class ShadowPool:
         """The same pool with only ``shadows`` (e.g. ``range(16, 32)``: the second half of a 32-shadow pool)."""
         k = list(shadows)
         if len(k) < 2 or min(k) < 0 or max(k) >= self.size:
-            raise InputError(f"pool {self.folder}: shadows {k[:1]}..{k[-1:]} asked for; it has {self.size} (at least 2 needed)")
+            asked = f"{k[0]}..{k[-1]}" if k else "none"
+            raise InputError(f"pool {self.folder}: shadows {asked} asked for; it has 0..{self.size - 1} (at least 2 needed)")
         return ShadowPool(self.folder, self.record, self.out[k], self.train_index, self.val_index, self.train_logits[k],
                           self.val_logits[k], self.compute[k], self.seconds[k])
 
@@ -81,6 +82,15 @@ class ShadowPool:
         total = float(self.compute.sum())
         return {"shadows": self.size, "compute": total, "seconds": float(self.seconds.sum()),
                 "compute_ratio": total / float(self.record["retrain_compute"])}
+
+
+def read_design(folder: str | Path) -> np.ndarray:
+    """bool [K, n_train]: which training examples each shadow of the pool at ``folder`` leaves out,
+    from its members.npz alone (no shadow's outputs are read)."""
+    path = Path(folder).expanduser() / "members.npz"
+    if not path.is_file():
+        raise InputError(f"{Path(folder).expanduser()} holds no shadow pool (no members.npz); run `unlearnkit prepare` first")
+    return read_npz(path)["out"].astype(bool)
 
 
 def load_pool(folder: str | Path, shadows: int | None = None) -> ShadowPool:

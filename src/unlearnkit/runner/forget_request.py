@@ -25,12 +25,12 @@ from unlearnkit.errors import InputError
 from unlearnkit.methods import METHODS
 from unlearnkit.methods.guard import GuardConfig
 from unlearnkit.metrics.forgetting import MIN_MODELS
+from unlearnkit.results.pool import read_design
 from unlearnkit.runner.default_method import default_method
-from unlearnkit.results.pool import load_pool
 from unlearnkit.runner.jobs import regime_fields, resolve_method_config
 from unlearnkit.runner.prepare import find_pool, with_pools
 from unlearnkit.runner.setting import SettingConfig, applicable, make_setting_config, method_verdict, setting_to_dict
-from unlearnkit.runner.shadow_audit import split_pool
+from unlearnkit.runner.shadow_audit import half_size
 
 # Train-recipe fields that only say where and how fast a model runs; the rest come from the checkpoint.
 RUNTIME_FIELDS = ("precision", "device", "channels_last")
@@ -212,10 +212,10 @@ def _with_pool(method: str, cfg: Any, setting: SettingConfig, cache_dir: str) ->
         return cfg, ""
     if cfg.shadows == 0:
         try:
-            first, _ = split_pool(load_pool(cfg.pool))
+            half = half_size(read_design(cfg.pool), cfg.pool)
         except InputError:
             return cfg, cfg.pool
-        cfg = replace(cfg, shadows=first.size)
+        cfg = replace(cfg, shadows=half)
     return cfg, cfg.pool
 
 

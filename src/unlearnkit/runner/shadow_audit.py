@@ -28,13 +28,20 @@ from unlearnkit.results.pool import ShadowPool
 from unlearnkit.engine.seeding import derive_seed, torch_generator
 
 
+def half_size(out: np.ndarray, folder: object) -> int:
+    """The size of each half of a pool whose leave-out design is ``out`` (bool [K, n_train]): K // 2,
+    where both halves leave every left-out example out at least once; else InputError naming ``folder``."""
+    half = out.shape[0] // 2
+    left_out = out.any(0)
+    if half < 2 or not all((out[part].any(0) | ~left_out).all() for part in (slice(None, half), slice(half, None))):
+        raise InputError(f"pool {folder}: {out.shape[0]} shadows cannot be split into two halves that each leave "
+                         "every person out at least once; prepare at least 2 / leave-out shadows")
+    return half
+
+
 def split_pool(pool: ShadowPool) -> tuple[ShadowPool, ShadowPool]:
     """(the first half, the second half) of ``pool``: targets for a prepared method, references for its audit."""
-    half = pool.size // 2
-    left_out = pool.out.any(0)
-    if half < 2 or not all((pool.out[part].any(0) | ~left_out).all() for part in (slice(None, half), slice(half, None))):
-        raise InputError(f"pool {pool.folder}: {pool.size} shadows cannot be split into two halves that each leave "
-                         "every person out at least once; prepare at least 2 / leave-out shadows")
+    half = half_size(pool.out, pool.folder)
     return pool.select(range(half)), pool.select(range(half, pool.size))
 
 
@@ -56,4 +63,4 @@ def shadow_reference_confidences(pool: ShadowPool, original_val: torch.Tensor, d
     return (targets.location + targets.spread * z).numpy()
 
 
-__all__ = ["shadow_reference_confidences", "split_pool"]
+__all__ = ["half_size", "shadow_reference_confidences", "split_pool"]
