@@ -57,7 +57,7 @@ def main() -> None:
     p.add_argument("--pool", action="append", required=True, help="a prepared pool folder (repeatable)")
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--forget", default="identity_skewed:0.02")
-    p.add_argument("--forget-seed", type=int, default=0)
+    p.add_argument("--forget-seed", type=int, default=0, help="(-1: none, for a class forget)")
     p.add_argument("--seeds", type=int, default=16, help="N, references (and ceiling retrains) per side")
     p.add_argument("--shadows", default="", help="comma-separated K to try on each pool's first K shadows (default: all)")
     p.add_argument("--cache-dir", default="")
@@ -65,7 +65,7 @@ def main() -> None:
     args = p.parse_args()
 
     setting = resolve_setting(make_setting_config(dataset=args.dataset, forget=args.forget,
-                                                  forget_options={"seed": args.forget_seed}))
+                                                  forget_options={} if args.forget_seed < 0 else {"seed": args.forget_seed}))
     store = BenchStore.for_setting("/tmp/unused", args.cache_dir, setting)
     labels = setting.sets.forget.y.cpu().numpy()
     conf = lambda path: logit_scaled_confidence(load_run(path)["forget_logits"], labels)  # noqa: E731
@@ -89,7 +89,7 @@ def main() -> None:
             except InputError as exc:  # a partial pool is reported, not fatal
                 print(f"{folder} K={k}: {exc}")
                 continue
-            share = pool.record["pool"]["leave_out"]
+            share = "class" if pool.record["pool"].get("by_class") else pool.record["pool"]["leave_out"]
             for variant, overrides in VARIANTS.items():
                 cfg = method_config("shadow_matching", {"pool": str(folder), **overrides})
                 t = shadow_targets(pool, original_val, data, cfg)

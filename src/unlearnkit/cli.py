@@ -60,6 +60,8 @@ EXAMPLES = {
     "prepare": """examples:
   # 32 shadows of the built-in dataset's recipe, each without 12.5 % of the people (each person out of 4)
   unlearnkit prepare --shadows 32 --leave-out 0.125
+  # for whole-class forgets: each shadow leaves out one class (digits: 10 classes, 3 shadows each)
+  unlearnkit prepare --dataset digits --shadows 30 --leave-out class
   # shadows 0..7 only (one job of a job list; the pool resumes and fills in)
   unlearnkit prepare --shadows 32 --only 0:8""",
     "metric": """examples:
@@ -187,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     dataset_args(q)
     q.add_argument("--model", default="small_cnn", help=MODEL_HELP)
     q.add_argument("--shadows", type=int, default=32, help="K, shadow models in the pool (default 32)")
-    q.add_argument("--leave-out", type=float, default=0.125, help="share of the people (else examples) each shadow leaves out (default 0.125)")
+    q.add_argument("--leave-out", default="0.125", help="share of the people (else examples) each shadow leaves out (default 0.125), "
+                   "or `class`: each shadow leaves out one whole class (the pool a class forget needs; --shadows a multiple of the classes)")
     q.add_argument("--pool-seed", type=int, default=0, help="draws which people each shadow leaves out")
     q.add_argument("--only", metavar="A:B", help="train only shadows A..B-1 (several jobs can share one pool)")
     q.add_argument("--run-seed", type=int, default=0, help="run seed (a bench's, to match its original)")
@@ -421,7 +424,14 @@ def cmd_prepare(args: argparse.Namespace, console: Console) -> None:
     settings = _settings(args)
     if "method" in settings or "forget" in settings:
         raise InputError("prepare takes dataset.*, model.* and train.* settings; a pool serves every forget set")
-    pool = PoolConfig(args.shadows, args.leave_out, args.pool_seed)
+    if args.leave_out == "class":
+        pool = PoolConfig(args.shadows, seed=args.pool_seed, by_class=True)
+    else:
+        try:
+            share = float(args.leave_out)
+        except ValueError:
+            raise InputError(f"prepare: --leave-out {args.leave_out!r}: expected a share such as 0.125, or `class`") from None
+        pool = PoolConfig(args.shadows, share, args.pool_seed)
     job = PrepareJob(_setting(args, settings, forget=None), pool, parse_range(args.only, pool.shadows) if args.only else None,
                      args.cache_dir)
     folder = prepare_pool(job, log=lambda text: console.print(text, highlight=False))

@@ -109,3 +109,24 @@ def test_small_cnn_memorises_synthetic_people():
     train_acc, test_acc = accuracy(result.model, train), accuracy(result.model, test)
     assert train_acc >= test_acc + 0.10, (train_acc, test_acc)
     assert test_acc > 0.25  # and it still generalises: chance on 10 classes is 0.1
+
+
+def test_a_block_vmap_cannot_train_falls_back_to_one_at_a_time_only_where_vmap_was_chosen(sets, monkeypatch):
+    import unlearnkit.engine.ensemble as ensemble
+
+    train, val, _ = sets
+    spec = ModelSpec("test_small_cnn", 10, 3, 16)
+
+    def unimplemented(*args, **kwargs):
+        raise RuntimeError("NYI: querying is_contiguous inside of vmap for memory_format other than torch.contiguous_format")
+
+    monkeypatch.setattr(ensemble, "train_ensemble", unimplemented)
+    monkeypatch.setattr(ensemble, "resolve_strategy", lambda strategy, cfg: "vmap")  # what auto picks on CUDA
+    seen = []
+    with pytest.warns(RuntimeWarning, match="one at a time"):
+        results = train_seeds(spec, train, val, CFG, [31, 32], strategy="auto", on_result=seen.append)
+    alone = train_model(spec, train, val, CFG, seed=32)
+    assert [r.seed for r in results] == [31, 32] and len(seen) == 2
+    assert all(torch.equal(v, weights(results[1].model)[k]) for k, v in weights(alone.model).items())
+    with pytest.raises(RuntimeError, match="inside of vmap"):  # asked for by name: the error stands
+        train_seeds(spec, train, val, CFG, [31], strategy="vmap")

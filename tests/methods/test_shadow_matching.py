@@ -16,7 +16,7 @@ from unlearnkit.errors import InputError
 from unlearnkit.io import npz_bytes, read_npz, write_bytes
 from unlearnkit.methods import method_config, run_method
 from unlearnkit.methods.base import clone
-from unlearnkit.methods.shadow_matching import confidence, fit_head, level_maps, shadow_targets
+from unlearnkit.methods.shadow_matching import confidence, fit_head, level_maps, seen_classes, shadow_targets
 from unlearnkit.metrics.efficiency import retrain_compute
 from unlearnkit.metrics.forgetting import logit_scaled_confidence
 from unlearnkit.models.base import model_parts
@@ -53,6 +53,21 @@ def test_level_maps_match_the_originals_moments_on_validation():
     torch.testing.assert_close(a + shadow.mean(1), original.mean().expand(2))
     a, b = level_maps(shadow, original, "none")
     assert (a == 0).all() and (b == 1).all()
+
+
+def test_a_shadow_that_left_a_class_out_is_mapped_on_the_classes_it_saw():
+    original = torch.tensor([2.0, 4.0, 6.0, 8.0, 3.0, 5.0], dtype=torch.float64)
+    shadow = original.clone()[None]
+    shadow[0, 4:] = -9.0  # the last two validation examples are of the class it never saw
+    seen = torch.tensor([[True] * 4 + [False] * 2])
+    a, b = level_maps(shadow, original, "affine", seen)
+    torch.testing.assert_close(a, torch.zeros(1, dtype=torch.float64))
+    torch.testing.assert_close(b, torch.ones(1, dtype=torch.float64))
+    a, b = level_maps(shadow, original, "affine")  # fitted on all, the unseen class drags the map
+    assert float(b[0]) < 0.8
+    out = torch.tensor([[False, False, True, True], [False, True, False, False]])
+    y_train = torch.tensor([0, 0, 1, 1])
+    assert seen_classes(out, y_train, 3).tolist() == [[True, False, False], [True, True, False]]
 
 
 def _logits_with(conf: np.ndarray, y: np.ndarray, classes: int) -> np.ndarray:

@@ -12,8 +12,9 @@ from unlearnkit.config import to_dict
 from unlearnkit.errors import InputError
 from unlearnkit.results.leaderboard import read_leaderboard
 from unlearnkit.results.pool import load_pool, shadow_path
-from unlearnkit.runner.prepare import PoolConfig, PrepareJob, leave_out_design, parse_range, pool_dir, prepare_pool
-from unlearnkit.runner.setting import make_setting_config
+from unlearnkit.runner.prepare import (PoolConfig, PrepareJob, find_pool, leave_out_design, parse_range, pool_dir, pool_fields,
+                                       prepare_pool)
+from unlearnkit.runner.setting import make_setting_config, resolve_setting
 
 
 def tiny_job(tmp_path, forget: str | None = None, **pool) -> PrepareJob:
@@ -38,6 +39,33 @@ def test_every_group_is_out_of_the_same_number_of_shadows_and_together():
     assert (out[:8].sum(0) == 2).all()
     assert np.array_equal(out, leave_out_design(groups, cfg))
     assert not np.array_equal(out, leave_out_design(groups, dataclasses.replace(cfg, seed=4)))
+
+
+def test_a_class_pool_leaves_each_class_out_of_its_own_shadows():
+    labels = np.array([0, 1, 2, 1, 0, 2, 2])
+    cfg = PoolConfig(shadows=6, by_class=True)
+    out = leave_out_design(np.full(len(labels), -1), cfg, labels, 3)
+    assert np.array_equal(out, labels[None, :] == np.array([0, 1, 2, 0, 1, 2])[:, None])
+    assert (out.sum(0) == 2).all()
+    with pytest.raises(InputError, match="multiple of the dataset's 3 classes"):
+        leave_out_design(np.full(len(labels), -1), PoolConfig(shadows=4, by_class=True), labels, 3)
+    # a group pool's key and record are what they were before classes could be left out
+    assert "by_class" not in pool_fields(PoolConfig()) and pool_fields(cfg)["by_class"] is True
+
+
+def test_a_class_forget_finds_the_class_pool_and_any_other_the_group_pool(tmp_path):
+    group = prepare_pool(tiny_job(tmp_path), log=lambda _: None)
+    classes = resolve_setting(tiny_job(tmp_path).setting).dataset.num_classes
+    by_class = prepare_pool(tiny_job(tmp_path, shadows=classes, by_class=True), log=lambda _: None)
+    pool = load_pool(by_class)
+    assert pool.record["outs_per_group"] == 1 and not pool.record["grouped"]
+    assert find_pool(tiny_job(tmp_path, forget="identity:0.1").setting, str(tmp_path)) == group
+    assert find_pool(tiny_job(tmp_path, forget="class:1").setting, str(tmp_path)) == by_class
+    # each shadow never saw its class, and knows the others
+    y = np.empty(len(pool.train_index), dtype=np.int64)
+    setting = resolve_setting(tiny_job(tmp_path).setting)
+    y[pool.rows(setting.sets.train.index.cpu().numpy())] = setting.sets.train.y.cpu().numpy()
+    assert np.array_equal(pool.out, y[None, :] == np.arange(classes)[:, None])
 
 
 def test_a_pool_is_trained_resumed_and_read(tmp_path):
@@ -112,6 +140,8 @@ def test_the_cli_prepares_a_pool_that_a_bench_finds(tmp_path, capsys):
                         job.setting, str(tmp_path))
     assert filled["shadow_matching"].pool == str(folder) and filled["finetune"] == method_config("finetune")
     assert main(["prepare", "--only", "3:9", "--shadows", "4", "--leave-out", "0.25", "--cache-dir", str(tmp_path)]) == 2
+    assert main(["prepare", "--shadows", "4", "--leave-out", "half", "--cache-dir", str(tmp_path)]) == 2
+    assert "expected a share such as 0.125, or `class`" in capsys.readouterr().err
     # A bench over the same setting finds the pool, and its report carries the one-time cost and R requests.
     out = tmp_path / "bench"
     assert main(["bench", "--model", "test_small_cnn", *sets, "--forget", "identity:0.1", "--seeds", "8", "--no-ceiling",

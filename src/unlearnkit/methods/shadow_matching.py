@@ -37,7 +37,7 @@ class ShadowMatchingConfig:
     shrink: float = 4.0           # pseudo-count of the pool-wide spread in each example's spread (0: the example's own)
     spread_scale: float = 1.0     # multiply the drawn spread (0: every run targets the location)
     budget: float = 0.09          # example passes, as a fraction of one retrain's compute (all of the run's work)
-    lr_scale: float = 1.0         # the recipe's optimizer at this multiple of its learning rate, cosine-decayed
+    lr_scale: float = 0.25        # the recipe's optimizer at this multiple of its learning rate, cosine-decayed
     forget_weight: float = 1.0    # weight of the forget examples' matching loss
     batch_size: int = 32          # retain examples per step (distilled to the original)
     forget_batch_size: int = 64   # forget examples per step
@@ -68,23 +68,48 @@ def confidence(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (own - rest).clamp(-CONF_CLIP, CONF_CLIP)
 
 
-def level_maps(shadow_val: torch.Tensor, original_val: torch.Tensor, correction: str) -> tuple[torch.Tensor, torch.Tensor]:
+def level_maps(shadow_val: torch.Tensor, original_val: torch.Tensor, correction: str,
+               seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per shadow (a, b) so that a + b x maps a shadow's confidence x onto the original's level.
 
     Fitted on the validation split, which neither the shadows nor the original saw: there a shadow,
     trained on fewer examples, is less confident than the original, as it is on the forget examples
     it left out compared with a retrain on D minus S (which has almost all of D). ``shift`` matches
     the mean; ``affine`` the mean and the spread across examples (moments, not a regression, so that
-    seed noise does not pull every target towards the mean).
+    seed noise does not pull every target towards the mean). ``seen`` (bool [K, n_val]) restricts
+    shadow k's fit to the validation examples of classes it trained on: a shadow that left a whole
+    class out is not less sure of everything, only of that class, which is what it is for.
     """
     k = shadow_val.shape[0]
     if correction == "none":
         return torch.zeros(k, dtype=torch.float64), torch.ones(k, dtype=torch.float64)
-    mu_s, mu_0 = shadow_val.mean(1), original_val.mean()
+    w = torch.ones_like(shadow_val) if seen is None else seen.to(shadow_val.dtype)
+    n = w.sum(1).clamp_min(1)
+    mu_s = (shadow_val * w).sum(1) / n
+    mu_0 = (original_val * w).sum(1) / n
     if correction == "shift":
         return mu_0 - mu_s, torch.ones(k, dtype=torch.float64)
-    b = original_val.std() / shadow_val.std(1).clamp_min(1e-6)
+    sd_s = (((shadow_val - mu_s[:, None]) ** 2 * w).sum(1) / (n - 1).clamp_min(1)).sqrt()
+    sd_0 = (((original_val - mu_0[:, None]) ** 2 * w).sum(1) / (n - 1).clamp_min(1)).sqrt()
+    b = sd_0 / sd_s.clamp_min(1e-6)
     return mu_0 - b * mu_s, b
+
+
+def seen_classes(out: torch.Tensor, y_train: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """bool [K, classes]: whether shadow k trained on any example of each class (its ``out`` row
+    does not cover the whole class)."""
+    onehot = F.one_hot(y_train, num_classes).double()            # [n_train, C]
+    return ((~out).double() @ onehot) > 0
+
+
+def _pooled_spread2(val: torch.Tensor, seen: torch.Tensor) -> float:
+    """The pool-wide variance: across the shadows that trained on its class, per validation example
+    (there every shadow is "out"), averaged over the examples."""
+    w = seen.double()
+    n = w.sum(0)
+    mean = (val * w).sum(0) / n.clamp_min(1)
+    var = ((val - mean) ** 2 * w).sum(0) / (n - 1).clamp_min(1)
+    return float(var[n >= 2].mean())
 
 
 @dataclass(frozen=True)
@@ -94,7 +119,7 @@ class ShadowTargets:
     Attributes:
         location: float64 [|S|]: the mean corrected confidence of its out-shadows.
         spread: float64 [|S|]: their standard deviation, shrunk towards the pool-wide one (the
-            shadows' standard deviation on a validation example, averaged over the split).
+            out-shadows' variance on the training examples they left out, averaged).
         others: float64 [|S|, classes]: the out-shadows' mean distribution over the other classes.
         outs: int [|S|]: how many shadows never saw each forget example.
     """
@@ -118,8 +143,9 @@ def shadow_targets(pool: ShadowPool, original_val: torch.Tensor, data: UnlearnDa
     y_train = torch.as_tensor(_labels_of(pool, data), dtype=torch.long)
     y_val = data.val.y.cpu()
     val_conf = confidence(torch.as_tensor(pool.val_logits), y_val)            # [K, n_val]
-    a, b = level_maps(val_conf, confidence(original_val, y_val), cfg.correction)
     out = torch.as_tensor(pool.out)                                            # [K, n_train]
+    seen = seen_classes(out, y_train, pool.val_logits.shape[-1])[:, y_val]     # [K, n_val]
+    a, b = level_maps(val_conf, confidence(original_val, y_val), cfg.correction, seen)
     conf = confidence(torch.as_tensor(pool.train_logits), y_train)              # [K, n_train]
     corrected = a[:, None] + b[:, None] * conf
     m = out.sum(0).double()
@@ -128,8 +154,14 @@ def shadow_targets(pool: ShadowPool, original_val: torch.Tensor, data: UnlearnDa
                          "use more shadows (method.shadow_matching.shadows=0 for all)")
     mean = (corrected * out).sum(0) / m.clamp_min(1)
     dev2 = ((corrected - mean) ** 2 * out).sum(0)
-    # The pool-wide spread: across shadows on the validation split, where every shadow is "out".
-    pooled = float((a[:, None] + b[:, None] * val_conf).var(0).mean())
+    # The pool-wide spread: the out-shadows' variance on the examples they left out, averaged over
+    # every training example that two or more shadows left out. It is the same kind of spread as an
+    # example's own (for a class pool: of models that lack the whole class, which the validation
+    # split's, over models that saw its class, underrates by a third on digits). Where no example is
+    # out of two shadows: across the shadows on the validation split, where every shadow is "out".
+    several = m >= 2
+    pooled = (float((dev2[several] / (m[several] - 1)).mean()) if several.any()
+              else _pooled_spread2(a[:, None] + b[:, None] * val_conf, seen))
     spread2 = (dev2 + cfg.shrink * pooled) / ((m - 1).clamp_min(0) + cfg.shrink).clamp_min(1e-12)
     spread2 = torch.where((m < 2) & (cfg.shrink == 0), torch.full_like(spread2, pooled), spread2)
     probs = F.softmax(torch.as_tensor(pool.train_logits[:, rows]).double(), -1)    # [K, |S|, C]
@@ -292,14 +324,18 @@ def shadow_matching(model: nn.Module, data: UnlearnData, cfg: ShadowMatchingConf
     each person is left out of a known set of shadows, and stores every shadow's logits on every
     training and validation example (runner/prepare.py). For a request S, each forget example's
     "out" shadows are the ones that never saw its person: their confidences on it are samples of
-    what a model that never saw it says, as a retrain's are.
+    what a model that never saw it says, as a retrain's are. A forget set of whole classes needs
+    a pool of class leave-outs (``prepare --leave-out class``, found by a class request): each
+    shadow is trained without one class, so an example's out-shadows are retrains for the request
+    that forgets its class, and give what no group leave-out can, the level a class sinks to.
 
     Those shadows trained on fewer examples than a retrain, so they are less sure of everything.
     That level is corrected on the validation split, which neither the shadows nor the original
     saw: each shadow's confidences are mapped (``correction``: ``affine`` matches mean and spread,
-    ``shift`` the mean) onto the original's on the same examples, since a retrain on D minus S has
-    almost all of D. An example's location is the mean of its out-shadows' corrected confidences;
-    its spread is their standard deviation, shrunk towards the pool-wide one with ``shrink``
+    ``shift`` the mean) onto the original's on the same examples of the classes it trained on,
+    since a retrain on D minus S has almost all of D. An example's location is the mean of its
+    out-shadows' corrected confidences; its spread is their standard deviation, shrunk towards the
+    pool-wide one (the out-shadows' spread over every example they left out) with ``shrink``
     pseudo-examples (each example has only a few out-shadows). Run k draws its own target per
     example, location + ``spread_scale`` x spread x z (z standard normal from the run's seed),
     so the N runs spread like N retrains instead of all landing on one point; the target puts

@@ -135,8 +135,9 @@ def _check_text(c: dict[str, Any], audit: dict[str, Any]) -> str:
 def _shadow_text(c: dict[str, Any]) -> str:
     """The shadow-based estimate of the (ε, δ) score (runner.forget.verify_with_shadows) in words."""
     first, last = c["shadows"]
+    without = "one whole class" if c["leave_out"] == "class" else f"{c['leave_out']:.1%} of the people"
     text = (f"Estimated without retrains: against {c['n']} approximate references drawn from a prepared pool's shadows "
-            f"{first}..{last} (models trained without {c['leave_out']:.1%} of the people each: shadows, not retrains), "
+            f"{first}..{last} (models trained without {without} each: shadows, not retrains), "
             f"the method's F is about {c['method']:.3f}, where the pool's two halves score {c['halves']:.3f} against "
             "each other")
     if c.get("exact") is not None:

@@ -51,18 +51,28 @@ class PoolConfig:
     """How a pool of shadows is built.
 
     Attributes:
-        shadows: K, the number of shadow models; a multiple of ``folds`` (= round(1 / leave_out)).
+        shadows: K, the number of shadow models; a multiple of ``folds`` (= round(1 / leave_out)),
+            or with ``by_class`` of the number of classes.
         leave_out: The share of groups each shadow leaves out. The groups are split into
             ``folds`` folds K / folds times over; each split is a block of ``folds`` consecutive
             shadows, shadow j of a block leaving out fold j.
         seed: Draws the splits (which groups each shadow leaves out).
+        by_class: Leave out whole classes instead (``leave_out`` unused): shadow k is trained
+            without every example of class k mod C, a retrain of the recipe for the request that
+            forgets that class. This is what a class forget needs: group leave-outs never show
+            what a model that lacks the whole class says (:func:`leave_out_design`).
     """
 
     shadows: int = 32
     leave_out: float = 0.125
     seed: int = 0
+    by_class: bool = False
 
     def __post_init__(self) -> None:
+        if self.by_class:
+            if self.shadows < 2:
+                raise InputError(f"prepare: --shadows {self.shadows} must be a positive multiple of the number of classes")
+            return
         if not 0 < self.leave_out <= 0.5:
             raise InputError(f"prepare: --leave-out must be a share of the groups in (0, 0.5], got {self.leave_out}")
         if self.shadows < self.folds or self.shadows % self.folds:
@@ -80,8 +90,13 @@ class PoolConfig:
         return self.shadows // self.folds
 
 
-def leave_out_design(groups: np.ndarray, cfg: PoolConfig) -> np.ndarray:
+def leave_out_design(groups: np.ndarray, cfg: PoolConfig, labels: np.ndarray | None = None,
+                     num_classes: int = 0) -> np.ndarray:
     """The structured design: bool [K, len(groups)], True where shadow k leaves example i out.
+
+    With ``cfg.by_class``, shadow k leaves out every example whose label (``labels``) is class
+    k mod ``num_classes``: K must be a multiple of the number of classes, so each class is out of
+    K / C shadows and each block of C consecutive shadows leaves every class out once.
 
     Examples of one group (``groups`` >= 0) are left out together; an example without a group is
     its own group. Block b (shadows b x folds .. (b + 1) x folds - 1) splits the groups into
@@ -90,6 +105,11 @@ def leave_out_design(groups: np.ndarray, cfg: PoolConfig) -> np.ndarray:
     is out of exactly one shadow per block, and the first B blocks of a pool are a pool of their
     own: a half pool leaves every group out of exactly half as many shadows.
     """
+    if cfg.by_class:
+        if labels is None or num_classes < 2 or cfg.shadows % num_classes:
+            raise InputError(f"prepare: --shadows {cfg.shadows} with --leave-out class must be a multiple of the "
+                             f"dataset's {num_classes} classes (each block of {num_classes} shadows leaves every class out once)")
+        return np.asarray(labels)[None, :] == (np.arange(cfg.shadows) % num_classes)[:, None]
     groups = np.asarray(groups)
     keys = np.where(groups >= 0, groups, -(np.arange(len(groups)) + 1))
     uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
@@ -125,10 +145,19 @@ def _pool_setting(cfg: SettingConfig) -> SettingConfig:
     return replace(cfg, forget_kind=None, forget_config=None)
 
 
+def pool_fields(pool: PoolConfig) -> dict[str, Any]:
+    """``pool`` as its record and key hold it: a group pool without ``by_class``, so that its key and
+    record are what they were before classes could be left out."""
+    fields = to_dict(pool)
+    if not pool.by_class:
+        del fields["by_class"]
+    return fields
+
+
 def pool_key(setting: Setting, pool: PoolConfig) -> str:
     """Names a pool: data, model, recipe, run seed and the pool's config; never a forget set."""
     return fingerprint("pool", POOL_VERSION, RESULTS_VERSION, setting.dataset.fingerprint, spec_to_dict(setting.spec),
-                       to_dict(setting.recipe), setting.config.run_seed, to_dict(pool))
+                       to_dict(setting.recipe), setting.config.run_seed, pool_fields(pool))
 
 
 def pool_dir(job: PrepareJob) -> Path:
@@ -148,10 +177,10 @@ def prepare_pool(job: PrepareJob, *, log: Callable[[str], None] = print) -> Path
     folder = resolve_cache_dir(job.cache_dir) / "pools" / pool_key(setting, job.pool)
     ds = setting.dataset
     train_index = setting.sets.train.index.cpu().numpy()
-    out = leave_out_design(ds.groups[train_index], job.pool)
-    record = {"pool_version": POOL_VERSION, "results_version": RESULTS_VERSION, "pool": to_dict(job.pool),
+    out = leave_out_design(ds.groups[train_index], job.pool, setting.sets.train.y.cpu().numpy(), ds.num_classes)
+    record = {"pool_version": POOL_VERSION, "results_version": RESULTS_VERSION, "pool": pool_fields(job.pool),
               "setting": setting_to_dict(setting.config), "dataset_fingerprint": ds.fingerprint,
-              "grouped": bool(ds.has_groups), "outs_per_group": job.pool.outs_per_group,
+              "grouped": bool(ds.has_groups) and not job.pool.by_class, "outs_per_group": int(out.sum(0).min()),
               "train_size": len(train_index), "val_size": len(setting.sets.val),
               "retrain_compute": retrain_compute(len(train_index), len(setting.sets.val), setting.recipe),
               "provenance": provenance()}
@@ -208,10 +237,18 @@ def parse_range(text: str, size: int) -> tuple[int, int]:
     return a, b
 
 
+def wants_class_pool(setting_config: SettingConfig) -> bool:
+    """Whether ``setting_config``'s forget set is whole classes, which a pool of class leave-outs serves."""
+    return setting_config.forget_kind == "class"
+
+
 def find_pool(setting_config: SettingConfig, cache_dir: str = "") -> Path | None:
-    """The complete pool prepared for ``setting_config``'s data, model, recipe and run seed (its forget set
-    does not matter), or None. Where several are complete, the one with the most shadows (then the
-    smallest leave-out share) is chosen."""
+    """The complete pool prepared for ``setting_config``'s data, model, recipe and run seed, or None.
+
+    The forget set matters only through its kind: a class forget takes a pool of class leave-outs
+    (``prepare --leave-out class``), any other a pool of group leave-outs. Where several are
+    complete, the one with the most shadows (then the smallest leave-out share) is chosen."""
+    by_class = wants_class_pool(setting_config)
     setting = resolve_setting(_pool_setting(setting_config))
     root = resolve_cache_dir(cache_dir) / "pools"
     wanted = setting_to_dict(setting.config)
@@ -222,7 +259,7 @@ def find_pool(setting_config: SettingConfig, cache_dir: str = "") -> Path | None
             pool = PoolConfig(**record["pool"])
         except (OSError, ValueError, KeyError, TypeError, InputError):
             continue
-        if (record.get("pool_version") != POOL_VERSION or record.get("setting") != wanted
+        if (record.get("pool_version") != POOL_VERSION or record.get("setting") != wanted or pool.by_class != by_class
                 or record.get("dataset_fingerprint") != setting.dataset.fingerprint
                 or record_path.parent.name != pool_key(setting, pool)):
             continue
@@ -241,8 +278,10 @@ def with_pools(configs: dict[str, Any], setting_config: SettingConfig, cache_dir
             continue
         folder = find_pool(setting_config, cache_dir)
         if folder is None:
-            raise InputError(f"method {name} needs a prepared pool for this dataset, model and recipe, and the cache has "
-                             f"none: run `unlearnkit prepare` with the same --dataset, --model and train.* settings first "
-                             f"(or pass --set method.{name}.pool=PATH)")
+            kind = "of class leave-outs " if wants_class_pool(setting_config) else ""
+            flag = " --leave-out class" if kind else ""
+            raise InputError(f"method {name} needs a prepared pool {kind}for this dataset, model and recipe, and the cache "
+                             f"has none: run `unlearnkit prepare{flag}` with the same --dataset, --model and train.* settings "
+                             f"first (or pass --set method.{name}.pool=PATH)")
         out[name] = replace(cfg, pool=str(folder))
     return out
