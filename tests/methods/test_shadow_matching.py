@@ -107,6 +107,35 @@ def test_targets_come_from_the_shadows_that_never_saw_the_example_only(tiny_pool
     assert shrunk.spread.std() < t.spread.std()
 
 
+def test_a_class_pool_gives_a_class_forget_its_shadows_confidences_unmapped(tiny_original, tmp_path):
+    from conftest import tiny_setting
+
+    original, _ = tiny_original
+    setting = tiny_setting(forget="class:1")
+    data, classes = setting.unlearn_data, setting.dataset.num_classes
+    job = PrepareJob(setting.config, PoolConfig(shadows=classes, by_class=True), cache_dir=str(tmp_path / "cache"))
+    source = prepare_pool(job, log=lambda _: None)
+    pool = load_pool(source)
+    y = np.empty(len(pool.train_index), dtype=np.int64)
+    y[pool.rows(setting.sets.train.index.cpu().numpy())] = setting.sets.train.y.cpu().numpy()
+    y_val = data.val.y.cpu().numpy()
+    # shadow k sees its own classes at 3 + k/2 (so its map onto the original is far from the identity)
+    # and the class it left out at -5 - k/10: a class forget's target is that value itself
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    for name in ("pool.json", "members.npz"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    for k in range(pool.size):
+        meta = read_npz(shadow_path(source, k))["meta"]
+        train = _logits_with(np.where(y == k, -5.0 - k / 10, 3.0 + k / 2 + np.arange(len(y)) % 3), y, classes)
+        val = _logits_with(np.where(y_val == k, -5.0 - k / 10, 3.0 + k / 2 + np.arange(len(y_val)) % 3), y_val, classes)
+        write_bytes(shadow_path(folder, k), npz_bytes(train_logits=train, val_logits=val, meta=meta))
+    cfg = method_config("shadow_matching", {"pool": str(folder)})
+    t = shadow_targets(load_pool(folder), predict(original, data.val, runtime=data.runtime), data, cfg)
+    assert (t.outs == 1).all()
+    torch.testing.assert_close(t.location, torch.full_like(t.location, -5.1))
+
+
 def test_a_run_moves_the_forget_set_to_the_shadows_level_within_its_budget(tiny_pool, tiny_original, tmp_path):
     original, data = tiny_original
     pool = load_pool(tiny_pool)

@@ -94,8 +94,8 @@ def train_seeds(
             try:
                 stacked = train_ensemble(spec, train, val, cfg, block)
             except RuntimeError as exc:
-                # torch leaves some operators unimplemented under vmap; on an H200 (torch 2.13) cuDNN's
-                # memory-format query failed so for 1-channel 16x16 fashion_mnist. Where vmap was only
+                # torch leaves some operators unimplemented under vmap; on the lent H200 (torch 2.11) a
+                # memory-format query inside vmap failed so for 1-channel 16x16 fashion_mnist. Where vmap was only
                 # chosen (auto), the block trains one model at a time instead: slower, never wrong.
                 if asked != "auto" or "vmap" not in str(exc):
                     raise
