@@ -3,7 +3,8 @@
     python benchmarks/collect_rows.py --name shadow_matching_lr_scale --method shadow_matching \\
         --what "lr_scale on three tuning settings" "digits class:3, lr 1=runs/d3b" "digits class:3, lr 0.5=runs/d3_lr05"
 
-Each LABEL=FOLDER names a finished ``unlearnkit bench`` folder; its leaderboard gives the method's
+Each LABEL=FOLDER names a finished ``unlearnkit bench`` folder (LABEL=FOLDER#METHOD: another method's
+row of it); its leaderboard gives the method's
 score (with its interval), F, retain and test accuracy and compute, beside the bench's own ceiling
 (score and F), and the share of the ceiling's score. The method's config and the bench's argv and
 commit are kept in the JSON. Writes benchmarks/results/NAME.{json,md}.
@@ -28,7 +29,7 @@ def collect(label: str, folder: Path, method: str) -> dict:
         raise SystemExit(f"{folder}: no {method} row (rows: {', '.join(rows)})")
     row, ceiling = rows[method], rows.get("retrain (ceiling)")
     config_path = folder / "methods" / method / "config.json"
-    return {"label": label, "folder": str(folder), "setting": f"{board.dataset} `{board.forget}`", "seeds": board.seeds,
+    return {"label": label, "method": method, "folder": str(folder), "setting": f"{board.dataset} `{board.forget}`", "seeds": board.seeds,
             "score": row.score, "score_interval": list(row.score_interval) if row.score_interval else None,
             "F": row.forget_quality, "retain": row.accuracy.retain, "test": row.accuracy.test,
             "compute_ratio": row.compute_ratio,
@@ -49,17 +50,18 @@ def main() -> None:
         label, sep, folder = item.rpartition("=")
         if not sep:
             raise SystemExit(f"{item!r}: expected LABEL=FOLDER")
-        rows.append(collect(label, Path(folder), args.method))
+        folder, _, method = folder.partition("#")
+        rows.append(collect(label, Path(folder), method or args.method))
     write_json((RESULTS / args.name).with_suffix(".json"), {"what": args.what, "method": args.method, "rows": rows,
                                                            "provenance": provenance()})
     lines = [f"# {args.what}", "", f"`{args.method}`: one `unlearnkit bench` per row (argv, commit and method config in the JSON).", "",
-             "| setting | row | N | score [95 % CI] | of ceiling | F | retain acc | test acc | compute x retrain | ceiling score |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| setting | row | method | N | score [95 % CI] | of ceiling | F | retain acc | test acc | compute x retrain | ceiling score |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = f" [{r['score_interval'][0]:.3f}, {r['score_interval'][1]:.3f}]" if r["score_interval"] else ""
         share = f"{r['score'] / r['ceiling_score']:.0%}" if r["ceiling_score"] else "-"
         ceil = f"{r['ceiling_score']:.3f}" if r["ceiling_score"] is not None else "-"
-        lines.append(f"| {r['setting']} | {r['label']} | {r['seeds']} | {r['score']:.3f}{ci} | {share} | {r['F']:.3f} | "
+        lines.append(f"| {r['setting']} | {r['label']} | {r['method']} | {r['seeds']} | {r['score']:.3f}{ci} | {share} | {r['F']:.3f} | "
                      f"{r['retain']:.3f} | {r['test']:.3f} | {r['compute_ratio']:.1%} | {ceil} |")
     write_bytes((RESULTS / args.name).with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
