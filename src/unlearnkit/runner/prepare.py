@@ -8,7 +8,9 @@ exactly K / folds known shadows (its "out" shadows, one per split), every shadow
 the same number of examples, and the first blocks of a pool are a smaller pool of the same kind. Each shadow's
 logits on every training and validation example are stored, so answering a request needs no shadow
 forward pass. The pool depends on the data, model, recipe and run seed, never on a forget set: one
-pool serves every future request on that model and data.
+pool serves every future request on that model and data. For whole-class forgets a pool of class
+leave-outs (``PoolConfig.by_class``, ``prepare --leave-out class``) has each shadow leave out one
+whole class instead; a class request finds that kind, any other request the group kind.
 
 Layout, in the cache beside the originals and references::
 
