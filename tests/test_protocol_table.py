@@ -158,5 +158,5 @@ def test_the_tuning_log_matches_dataset_options():
     fashion16 = {"image_size": 16, "train_size": 5556, "test_size": 2000}
     assert log.choices_on("fashion_mnist", "random:0.02", 0, fashion16)
     assert not log.choices_on("fashion_mnist", "random:0.02", 0, {**fashion16, "image_size": 28})
-    assert log.choices_on("digits", "class:3", None) and not log.choices_on("digits", "class:2", None)
+    assert log.choices_on("digits", "class:3", None) and not log.choices_on("digits", "class:5", None)
     assert not log.choices_on("synthetic", "identity_skewed:0.02", 8)
