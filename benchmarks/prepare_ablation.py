@@ -89,7 +89,7 @@ def main() -> None:
             except InputError as exc:  # a partial pool is reported, not fatal
                 print(f"{folder} K={k}: {exc}")
                 continue
-            share = "class" if pool.record["pool"].get("by_class") else pool.record["pool"]["leave_out"]
+            share = pool.leave_out
             for variant, overrides in VARIANTS.items():
                 cfg = method_config("shadow_matching", {"pool": str(folder), **overrides})
                 t = shadow_targets(pool, original_val, data, cfg)

@@ -59,6 +59,7 @@ def test_a_class_forget_finds_the_class_pool_and_any_other_the_group_pool(tmp_pa
     by_class = prepare_pool(tiny_job(tmp_path, shadows=classes, by_class=True), log=lambda _: None)
     pool = load_pool(by_class)
     assert pool.record["outs_per_group"] == 1 and not pool.record["grouped"]
+    assert pool.leave_out == "class" and load_pool(group).leave_out == 0.25
     assert find_pool(tiny_job(tmp_path, forget="identity:0.1").setting, str(tmp_path)) == group
     assert find_pool(tiny_job(tmp_path, forget="class:1").setting, str(tmp_path)) == by_class
     # each shadow never saw its class, and knows the others

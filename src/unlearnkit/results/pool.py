@@ -77,6 +77,12 @@ class ShadowPool:
         return ShadowPool(self.folder, self.record, self.out[k], self.train_index, self.val_index, self.train_logits[k],
                           self.val_logits[k], self.compute[k], self.seconds[k])
 
+    @property
+    def leave_out(self) -> float | str:
+        """What each shadow left out: the share of the groups, or ``"class"`` for a pool of class leave-outs."""
+        pool = self.record["pool"]
+        return "class" if pool.get("by_class") else pool["leave_out"]
+
     def cost(self) -> dict[str, float]:
         """The pool's one-time cost: compute and seconds in all, and compute as a multiple of one retrain on D."""
         total = float(self.compute.sum())

@@ -469,7 +469,7 @@ def verify_with_shadows(job: ForgetJob, setting: Setting, original: torch.nn.Mod
     prepared = METHODS.entry(job.method).meta.get("prepared", False)
     return {"computed": True, "pool": job.pool, "n": n, "delta": 1e-5,
             "shadows": [targets_half.size, pool.size - 1],
-            "leave_out": "class" if pool.record["pool"].get("by_class") else pool.record["pool"]["leave_out"],
+            "leave_out": pool.leave_out,
             "method": forgetting_quality(u_conf, approx).forget_quality,
             "halves": forgetting_quality(halves, approx).forget_quality,
             "independent": not prepared or used == targets_half.size,

@@ -44,6 +44,8 @@ def default_methods(setting: SettingConfig, cache_dir: str = "") -> tuple[str, .
     """The methods a bench runs when none are named: DEFAULT_METHODS, and PREPARED_DEFAULTS where a
     complete pool for ``setting``'s data, model and recipe is in the cache."""
     return DEFAULT_METHODS + (PREPARED_DEFAULTS if find_pool(setting, cache_dir) is not None else ())
+
+
 DEFAULT_SEEDS = 16
 
 
