@@ -18,15 +18,17 @@ def table():
     return benchmark_script("protocol_table")
 
 
-def row(method: str, score: float, half: float, f_bounded: float, time: float | None, memory: float | None = 1.1) -> dict:
+def row(method: str, score: float, half: float, f_bounded: float, time: float | None, memory: float | None = 1.1,
+        compute: float | None = None, one_time: float | None = None) -> dict:
     """A leaderboard row (schema 2) with these numbers; the rest fixed."""
     acc = {"forget": 0.5, "retain": 0.9, "test": 0.3}
     return {"method": method, "score": score, "score_bounded": score, "score_interval": [score - half, score + half],
             "forget_quality": score, "forget_quality_bounded": f_bounded, "forget_quality_interval": None,
             "accuracy": acc, "retrain_accuracy": acc, "seconds": 1.0, "steps": 1.0, "compute": None, "time_ratio": time,
-            "step_ratio": None, "compute_ratio": None, "over_limit": False, "stopped_by_budget": 0,
+            "step_ratio": None, "compute_ratio": compute, "over_limit": False, "stopped_by_budget": 0,
             "peak_memory_bytes": None, "memory_ratio": memory, "diverged": [], "ulira": 0.5, "ulira_baseline": 0.5,
-            "loss_mia": None, "svc_mia_efficacy": None, "klom_forget": None, "klom_test": None, "klom_retain_probe": None}
+            "loss_mia": None, "svc_mia_efficacy": None, "klom_forget": None, "klom_test": None, "klom_retain_probe": None,
+            "one_time_ratio": one_time}
 
 
 def board(rows: list[dict], forget: str = "identity_skewed:0.02") -> dict:
@@ -77,6 +79,37 @@ def test_the_bar_item_by_item(table):
     rows["ours"]["score"], rows["ours"]["score_interval"] = 0.15, [0.14, 0.16]
     met = {what: ok for what, ok, _ in table.verdict(rows, "ours")}
     assert not met[">= 95 % of the ceiling"] and not met["interval overlaps the ceiling's"]
+
+
+def test_a_prepared_method_is_held_to_compute_its_pool_and_its_half_pool(table, tmp_path, monkeypatch):
+    ceiling = row("retrain (ceiling)", 0.2, 0.02, 0.99, 1.0)
+    # wall time 15 % but compute 8 %: the bar is compute where the benches counted it
+    ours = [row("ours", 0.12, 0.02, 0.9, 0.15, compute=c, one_time=28.2) for c in (0.08, 0.09)]
+    rival = row("rival", 0.09, 0.02, 0.8, 0.2, compute=0.2)
+    a, b = bench(tmp_path, "f8", 8, [ceiling, ours[0], rival]), bench(tmp_path, "f9", 9, [ceiling, ours[1], rival])
+    (tmp_path / "half").mkdir()
+    halves = [bench(tmp_path / "half", f"f{s}", s, [ceiling, row("ours", h, 0.02, 0.8, 0.15, compute=0.08, one_time=14.1)])
+              for s, h in ((8, 0.095), (9, 0.097))]
+    monkeypatch.setattr(table, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "prep", str(a), str(b), "--method", "ours",
+                                      "--half-pool", ",".join(map(str, halves))])
+    table.main()
+    saved = json.loads((tmp_path / "protocol_prep.json").read_text())
+    bar = {c["what"]: (c["met"], c["numbers"]) for c in saved["bar"]}
+    assert bar["compute <= 10 % of a retrain"] == (True, "mean 8.5%, worst seed 9.0%")
+    assert bar["pool <= 32 retrains"] == (True, "28.2 retrains")
+    assert bar["half the pool leads every unprepared method"] == (True, "0.096 against rival 0.090")
+    text = (tmp_path / "protocol_prep.md").read_text()
+    assert "| ours half pool | 0.096 [" in text.split("Variants")[1] and "| 8.5% (9.0%) | 15.0% (15.0%) |" in text
+    # the half pool's benches are kept beside the main ones, under a folder of their own
+    assert saved["variants"][0]["inputs_kept"] == ["benches/protocol_prep/variant1/f8", "benches/protocol_prep/variant1/f9"]
+    # one seed without a compute count: the bar falls back to wall time
+    monkeypatch.setattr(sys, "argv", ["protocol_table.py", "prep2", str(a),
+                                      str(bench(tmp_path, "f10", 10, [ceiling, row("ours", 0.12, 0.02, 0.9, 0.15), rival])),
+                                      "--method", "ours"])
+    table.main()
+    bar = {c["what"]: c["met"] for c in json.loads((tmp_path / "protocol_prep2.json").read_text())["bar"]}
+    assert bar["time <= 10 % of a retrain"] is False and "half the pool leads every unprepared method" not in bar
 
 
 def test_writes_the_table_and_refuses_one_forget_set_twice(table, tmp_path, monkeypatch, capsys):

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator, Literal
 import numpy as np
 import torch
 from safetensors.torch import load as load_safetensors
+from threadpoolctl import threadpool_limits
 
 from unlearnkit.engine.checkpoint import checkpoint_bytes, checkpoint_complete, load_checkpoint, sidecar_info
 from unlearnkit.engine.ensemble import resolve_strategy, train_seeds
@@ -111,11 +112,19 @@ def dependencies(unit: Unit, units: list[Unit]) -> list[Unit]:
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads (bit-for-bit results depend on the thread count)."""
+    """Run the block with ``n`` torch threads, and at most ``n`` BLAS threads for numpy and scipy
+    (bit-for-bit results depend on the thread count).
+
+    The BLAS cap matters as much as torch's: the feature probe's logistic regression and the score's
+    scipy calls run on numpy's BLAS, whose own pool otherwise starts a thread per core in every worker
+    process. On a 2-core machine with two workers busy, a probe fit then took 0.98 s instead of 0.05 s
+    (threads spinning for cores the other worker holds), and the probe was two thirds of a unit's time.
+    """
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
-        yield
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(old)
 
