@@ -117,8 +117,9 @@ def torch_threads(n: int) -> Iterator[None]:
 
     The BLAS cap matters as much as torch's: the feature probe's logistic regression and the score's
     scipy calls run on numpy's BLAS, whose own pool otherwise starts a thread per core in every worker
-    process. On a 2-core machine with two workers busy, a probe fit then took 0.98 s instead of 0.05 s
-    (threads spinning for cores the other worker holds), and the probe was two thirds of a unit's time.
+    process. On a 2-core machine with two workers fitting at once, the median probe fit took 0.21 s
+    instead of 0.018 s (threads spinning for the core the other worker holds;
+    benchmarks/bench_probe_threads.py), and the probe was two thirds of a unit's time.
     """
     old = torch.get_num_threads()
     torch.set_num_threads(n)
